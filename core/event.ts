@@ -1,0 +1,119 @@
+import { z } from 'zod';
+import { problemsFromZod, type ValidationProblem } from './validation.js';
+
+/** Event types of AgentEvent v1 (ARCHITECTURE.md, wire format). */
+export const EventTypes = [
+  'api_call',
+  'resource_access',
+  'tool_call',
+  'mcp_connect',
+  'capability_change',
+  'key_rotation',
+  'network_egress',
+  'auth',
+  'config_change',
+] as const;
+export type EventType = (typeof EventTypes)[number];
+
+/** Default maximum encoded size of one event, in bytes. */
+export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024;
+
+const shortText = z.string().min(1).max(256);
+const text = z.string().max(4096);
+
+/**
+ * RFC 3339 timestamp (with `Z` or an offset) or epoch milliseconds; normalised
+ * to epoch milliseconds. Bounded to years 1970–9999 so Date arithmetic and the
+ * ClickHouse DateTime64 column both hold it.
+ */
+const eventTime = z
+  .union([
+    z.iso.datetime({ offset: true, message: 'must be an RFC 3339 timestamp or epoch milliseconds' }),
+    z.number().int('must be an integer number of epoch milliseconds').min(0).max(253_402_300_799_999),
+  ])
+  .transform((value, ctx) => {
+    const ms = typeof value === 'number' ? value : Date.parse(value);
+    if (!Number.isFinite(ms) || ms < 0 || ms > 253_402_300_799_999) {
+      ctx.addIssue({ code: 'custom', message: 'timestamp out of range' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const attributeValue = z.union([z.string().max(4096), z.number(), z.boolean()]);
+
+/** AgentEvent v1 — the normative wire format. Unknown top-level fields are ignored. */
+export const AgentEventSchema = z.object({
+  event_id: z.string().min(1).max(128),
+  time: eventTime,
+  tenant: z.string().min(1).max(128).default('default'),
+  agent: z.object({
+    id: shortText,
+    name: shortText.optional(),
+    type: shortText.optional(),
+    version: shortText.optional(),
+  }),
+  type: z.enum(EventTypes),
+  action: shortText.optional(),
+  resource: text.optional(),
+  source: z
+    .object({ ip: z.string().max(64).optional(), host: shortText.optional(), user: shortText.optional() })
+    .optional(),
+  tool: z.object({ name: shortText, server: shortText.optional(), version: shortText.optional() }).optional(),
+  mcp: z
+    .object({
+      server_id: shortText,
+      url: text.optional(),
+      trust_score: z.number().min(0).max(100).optional(),
+      tools: z.array(shortText).max(1024).optional(),
+      capabilities: z.array(shortText).max(1024).optional(),
+    })
+    .optional(),
+  capabilities: z.array(shortText).max(1024).optional(),
+  key: z.object({ fingerprint: shortText, algorithm: shortText.optional() }).optional(),
+  network: z
+    .object({
+      domain: z.string().max(253).optional(),
+      url: text.optional(),
+      method: z.string().max(16).optional(),
+      ip: z.string().max(64).optional(),
+      port: z.number().int().min(0).max(65535).optional(),
+    })
+    .optional(),
+  outcome: z.enum(['success', 'failure', 'denied']).optional(),
+  duration_ms: z.number().min(0).max(86_400_000 * 365).optional(),
+  content: z.object({ input: z.string().optional(), output: z.string().optional() }).optional(),
+  attributes: z
+    .record(z.string().max(256), attributeValue)
+    .refine((r) => Object.keys(r).length <= 256, 'at most 256 attributes')
+    .optional(),
+});
+
+/** A validated, normalised event: `time` is epoch milliseconds, `tenant` is filled in. */
+export type AgentEvent = z.output<typeof AgentEventSchema>;
+/** What a producer sends. */
+export type AgentEventInput = z.input<typeof AgentEventSchema>;
+
+export type EventValidation =
+  | { ok: true; event: AgentEvent }
+  | { ok: false; reason: string; problems: ValidationProblem[] };
+
+/**
+ * Validates one decoded JSON value as AgentEvent v1. Never throws: bad input
+ * gets a reason naming the path of every problem.
+ */
+export function validateEvent(value: unknown): EventValidation {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const problems = [{ path: '(root)', message: 'event must be a JSON object' }];
+    return { ok: false, reason: '(root): event must be a JSON object', problems };
+  }
+  const result = AgentEventSchema.safeParse(value);
+  if (result.success) return { ok: true, event: result.data };
+  const problems = problemsFromZod(result.error);
+  return { ok: false, reason: problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems };
+}
+
+/** Partition key of an event: tenant and agent id, so one agent's events stay in order on one partition. */
+export function partitionKey(tenant: string, agentId: string): string {
+  return `${tenant}/${agentId}`;
+}

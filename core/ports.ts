@@ -1,0 +1,108 @@
+import type { AgentEvent } from './event.js';
+import type { Alert, AlertStatus, AuditRecord, DeadLetter, Page, Verdict } from './records.js';
+import type { StateOp, StateResult } from './state.js';
+
+// ---------------------------------------------------------------- event bus
+
+/** Encodes values for adapters that move bytes (Kafka); the in-process bus passes values as they are. */
+export interface Codec<T> {
+  encode(value: T): Buffer;
+  /** Throws on bad input; the consumer dead-letters the record with the error message. */
+  decode(bytes: Buffer): T;
+}
+
+export interface Topic<T> {
+  name: string;
+  codec: Codec<T>;
+}
+
+export interface BusRecord<T> {
+  /** Partition key: `tenant/agent_id`. */
+  key: string;
+  value: T;
+}
+
+export interface DeliveredRecord<T> extends BusRecord<T> {
+  offset: number;
+}
+
+export interface DeliveredBatch<T> {
+  topic: string;
+  partition: number;
+  records: DeliveredRecord<T>[];
+}
+
+export interface SubscribeOptions {
+  /** Consumer group; each group sees every record once. */
+  group: string;
+  /** Most records handed to the handler at once. */
+  maxBatch?: number;
+}
+
+export interface Subscription {
+  /** Finishes the batch in hand, commits, and stops. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Partitioned, ordered-per-key event bus. A batch's offsets are committed only
+ * after its handler resolves; a handler that throws gets the batch again.
+ */
+export interface EventBus {
+  publish<T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void>;
+  subscribe<T>(topic: Topic<T>, options: SubscribeOptions, handler: (batch: DeliveredBatch<T>) => Promise<void>): Promise<Subscription>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- state store
+
+/** Window state. Executes a batch's operations in one round trip, results in operation order. */
+export interface StateStore {
+  applyStateOps(ops: readonly StateOp[]): Promise<StateResult[]>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- analytics store
+
+export interface AlertFilter {
+  tenant?: string;
+  status?: AlertStatus;
+  policy_id?: string;
+  policy_type?: string;
+  agent_id?: string;
+  severity?: string;
+  from?: number;
+  to?: number;
+  limit: number;
+  cursor?: string | null;
+}
+
+export interface VerdictFilter {
+  tenant?: string;
+  agent_id?: string;
+  policy_id?: string;
+  decision?: string;
+  from?: number;
+  to?: number;
+  limit: number;
+}
+
+/** Durable storage of events, verdicts, audit rows, alerts and dead letters (ClickHouse). */
+export interface AnalyticsStore {
+  /** Applies pending schema migrations; idempotent. */
+  migrate(): Promise<void>;
+  insertEvents(events: readonly AgentEvent[]): Promise<void>;
+  insertVerdicts(verdicts: readonly Verdict[]): Promise<void>;
+  insertAudit(rows: readonly AuditRecord[]): Promise<void>;
+  /** Writes the current version of each alert (the replacing engine keeps the newest). */
+  upsertAlerts(alerts: readonly Alert[]): Promise<void>;
+  insertDeadLetters(rows: readonly DeadLetter[]): Promise<void>;
+  listAlerts(filter: AlertFilter): Promise<Page<Alert>>;
+  getAlert(alertId: string, tenant?: string): Promise<Alert | null>;
+  /** Alerts that are open or acknowledged: the dedup state to rebuild at start. */
+  loadActiveAlerts(): Promise<Alert[]>;
+  listVerdicts(filter: VerdictFilter): Promise<Verdict[]>;
+  /** Newest audit chain link per tenant, to continue the chain after a restart. */
+  auditChainHeads(): Promise<Map<string, { seq: number; hash: string }>>;
+  close(): Promise<void>;
+}

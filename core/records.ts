@@ -1,0 +1,98 @@
+import type { Decision, EnforcementMode, PolicyAction, Severity } from './decision.js';
+import type { EventType } from './event.js';
+
+export type EvidenceValue = string | number | boolean;
+export type Evidence = Record<string, EvidenceValue>;
+
+/** One policy's judgement of one event (ARCHITECTURE.md, records). */
+export interface Verdict {
+  /** Deterministic from tenant + event_id + policy_id, so replays do not duplicate. */
+  verdict_id: string;
+  event_id: string;
+  /** Event time, epoch ms. */
+  time: number;
+  tenant: string;
+  agent_id: string;
+  agent_name: string;
+  event_type: EventType;
+  policy_id: string;
+  policy_type: string;
+  severity: Severity;
+  action: PolicyAction;
+  /** Effective decision (always `allow` in monitoring mode). */
+  decision: Decision;
+  /** What strict mode would have decided. */
+  would_decide: Decision;
+  mode: EnforcementMode;
+  reason: string;
+  evidence: Evidence;
+  atlas: string[];
+  /** The event was older than the allowed lateness behind the agent's newest event. */
+  late: boolean;
+}
+
+/** One row per evaluated event, hash-chained per tenant. */
+export interface AuditRecord {
+  event_id: string;
+  time: number;
+  tenant: string;
+  agent_id: string;
+  event_type: EventType;
+  decision: Decision;
+  would_decide: Decision;
+  mode: EnforcementMode;
+  matched_policies: string[];
+  verdict_ids: string[];
+  /** Content hash of the policy document in force. */
+  policy_version: string;
+  evaluated_at: number;
+  /** Position in the tenant's chain, from 1. */
+  seq: number;
+  prev_hash: string;
+  hash: string;
+}
+
+export const AlertStatuses = ['open', 'acknowledged', 'resolved'] as const;
+export type AlertStatus = (typeof AlertStatuses)[number];
+
+/** A deduplicated alert per (tenant, policy_id, agent_id) while open or acknowledged. */
+export interface Alert {
+  alert_id: string;
+  tenant: string;
+  policy_id: string;
+  policy_type: string;
+  agent_id: string;
+  severity: Severity;
+  status: AlertStatus;
+  count: number;
+  first_seen: number;
+  last_seen: number;
+  title: string;
+  reason: string;
+  /** Sample of the verdicts behind the alert: the first few and the latest. */
+  verdict_ids: string[];
+  evidence: Evidence;
+  atlas: string[];
+  /** Monotonic row version for the replacing engine (ms since epoch at change, bumped to stay increasing). */
+  updated_at: number;
+  acknowledged_by: string;
+  resolved_at: number;
+}
+
+/** Input that could not be accepted, kept with the reason. */
+export interface DeadLetter {
+  id: string;
+  received_at: number;
+  /** `http`, `kafka:<topic>/<partition>@<offset>`, … */
+  source: string;
+  reason: string;
+  /** Raw input, truncated. */
+  raw: string;
+  raw_bytes: number;
+}
+
+/** API list envelope (ARCHITECTURE.md). */
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
