@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import type { Verdict } from '../core/records.js';
+import { AlertBook } from './alert-book.js';
+import { AlertingError } from './errors.js';
+
+let n = 0;
+function verdict(overrides: Partial<Verdict> = {}): Verdict {
+  n++;
+  return {
+    verdict_id: `v${String(n).padStart(31, '0')}`,
+    event_id: `e${n}`,
+    time: 1_000 + n,
+    tenant: 'default',
+    agent_id: 'agent-1',
+    agent_name: 'cursor',
+    event_type: 'api_call',
+    policy_id: 'spike',
+    policy_type: 'rate_spike',
+    severity: 'medium',
+    action: 'alert',
+    decision: 'allow',
+    would_decide: 'allow',
+    mode: 'monitoring',
+    reason: `reason ${n}`,
+    evidence: { count: n },
+    atlas: ['AML.T0034'],
+    late: false,
+    ...overrides,
+  };
+}
+
+describe('alert dedup and lifecycle', () => {
+  it('opens one alert per (tenant, policy, agent) and bumps count and last_seen on repeats', () => {
+    const book = new AlertBook();
+    const first = book.openOrBumpAlert(verdict({ time: 100 }), 10)!;
+    const second = book.openOrBumpAlert(verdict({ time: 200 }), 11)!;
+    expect(first.change).toBe('opened');
+    expect(second.change).toBe('bumped');
+    expect(second.alert.alert_id).toBe(first.alert.alert_id);
+    expect(second.alert.count).toBe(2);
+    expect(second.alert.first_seen).toBe(100);
+    expect(second.alert.last_seen).toBe(200);
+    expect(second.alert.updated_at).toBeGreaterThan(first.alert.updated_at);
+    expect(book.activeCount()).toBe(1);
+  });
+
+  it('keeps separate alerts for other agents, policies and tenants', () => {
+    const book = new AlertBook();
+    book.openOrBumpAlert(verdict(), 1);
+    book.openOrBumpAlert(verdict({ agent_id: 'agent-2' }), 1);
+    book.openOrBumpAlert(verdict({ policy_id: 'other' }), 1);
+    book.openOrBumpAlert(verdict({ tenant: 'acme' }), 1);
+    expect(book.activeCount()).toBe(4);
+  });
+
+  it('a replayed verdict does not bump twice', () => {
+    const book = new AlertBook();
+    const v = verdict();
+    book.openOrBumpAlert(v, 1);
+    book.openOrBumpAlert(verdict(), 2);
+    expect(book.openOrBumpAlert(v, 3)).toBeNull();
+    expect(book.activeAlerts()[0]!.count).toBe(2);
+  });
+
+  it('escalates severity to the highest seen', () => {
+    const book = new AlertBook();
+    book.openOrBumpAlert(verdict({ severity: 'low' }), 1);
+    const up = book.openOrBumpAlert(verdict({ severity: 'critical' }), 2)!;
+    expect(up.change).toBe('escalated');
+    expect(up.alert.severity).toBe('critical');
+    const again = book.openOrBumpAlert(verdict({ severity: 'low' }), 3)!;
+    expect(again.alert.severity).toBe('critical');
+  });
+
+  it('acknowledged alerts still dedup; resolved alerts make room for a new one', () => {
+    const book = new AlertBook();
+    const opened = book.openOrBumpAlert(verdict({ time: 100 }), 1)!.alert;
+    const acked = book.acknowledge(opened.alert_id, 'ana', 2).alert;
+    expect(acked.status).toBe('acknowledged');
+    expect(acked.acknowledged_by).toBe('ana');
+    const bumped = book.openOrBumpAlert(verdict({ time: 150 }), 3)!;
+    expect(bumped.alert.alert_id).toBe(opened.alert_id);
+    expect(bumped.alert.status).toBe('acknowledged');
+    const resolved = book.resolve(opened.alert_id, 4).alert;
+    expect(resolved.status).toBe('resolved');
+    expect(resolved.resolved_at).toBe(4);
+    const reopened = book.openOrBumpAlert(verdict({ time: 300 }), 5)!;
+    expect(reopened.change).toBe('opened');
+    expect(reopened.alert.alert_id).not.toBe(opened.alert_id);
+    expect(reopened.alert.count).toBe(1);
+  });
+
+  it('unknown or resolved alerts cannot be acknowledged or resolved', () => {
+    const book = new AlertBook();
+    const a = book.openOrBumpAlert(verdict(), 1)!.alert;
+    book.resolve(a.alert_id, 2);
+    expect(() => book.acknowledge(a.alert_id, 'x', 3)).toThrow(AlertingError);
+    expect(() => book.resolve('f'.repeat(32), 3)).toThrow(/no open or acknowledged alert/);
+  });
+
+  it('keeps a bounded sample of verdict ids: the first five and the latest', () => {
+    const book = new AlertBook();
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const v = verdict();
+      ids.push(v.verdict_id);
+      book.openOrBumpAlert(v, i);
+    }
+    const alert = book.activeAlerts()[0]!;
+    expect(alert.count).toBe(40);
+    expect(alert.verdict_ids).toHaveLength(20);
+    expect(alert.verdict_ids.slice(0, 5)).toEqual(ids.slice(0, 5));
+    expect(alert.verdict_ids.slice(5)).toEqual(ids.slice(25));
+  });
+
+  it('rebuilds from stored active alerts and keeps counting on them', () => {
+    const book = new AlertBook();
+    const a = book.openOrBumpAlert(verdict(), 1)!.alert;
+    const restarted = new AlertBook([a, { ...a, alert_id: 'r'.repeat(32), agent_id: 'gone', status: 'resolved' }]);
+    expect(restarted.activeCount()).toBe(1);
+    const bumped = restarted.openOrBumpAlert(verdict(), 2)!;
+    expect(bumped.alert.alert_id).toBe(a.alert_id);
+    expect(bumped.alert.count).toBe(2);
+  });
+});

@@ -1,0 +1,140 @@
+import { maxSeverity } from '../core/decision.js';
+import { alertId } from '../core/ids.js';
+import type { Alert, Verdict } from '../core/records.js';
+import { AlertingError } from './errors.js';
+
+/** How many verdict ids an alert keeps: the first few and the most recent. */
+export const VERDICT_SAMPLE_FIRST = 5;
+export const VERDICT_SAMPLE_LATEST = 15;
+
+export type AlertChange = 'opened' | 'bumped' | 'escalated' | 'acknowledged' | 'resolved';
+
+export interface AlertUpdate {
+  alert: Alert;
+  change: AlertChange;
+}
+
+function dedupKey(tenant: string, policyId: string, agentId: string): string {
+  return `${tenant}\u0000${policyId}\u0000${agentId}`;
+}
+
+/**
+ * Alert deduplication and lifecycle, as plain in-memory logic.
+ *
+ * One alert per (tenant, policy_id, agent_id) while it is `open` or
+ * `acknowledged`; repeats raise `count` and `last_seen` (and severity, when a
+ * later verdict is more severe). A `resolved` alert leaves the book, so the
+ * next matching verdict opens a new alert with a new id.
+ */
+export class AlertBook {
+  private readonly active = new Map<string, Alert>();
+  private readonly byId = new Map<string, Alert>();
+  /** Verdicts already counted per alert, so a replayed verdict does not bump twice. */
+  private readonly counted = new Map<string, Set<string>>();
+
+  constructor(activeAlerts: readonly Alert[] = []) {
+    for (const a of activeAlerts) {
+      if (a.status === 'resolved') continue;
+      this.active.set(dedupKey(a.tenant, a.policy_id, a.agent_id), { ...a });
+      this.byId.set(a.alert_id, this.active.get(dedupKey(a.tenant, a.policy_id, a.agent_id)) as Alert);
+      this.counted.set(a.alert_id, new Set(a.verdict_ids));
+    }
+  }
+
+  /** Opens an alert for the verdict or bumps the one already open; null for a replayed verdict. */
+  openOrBumpAlert(verdict: Verdict, now: number): AlertUpdate | null {
+    const key = dedupKey(verdict.tenant, verdict.policy_id, verdict.agent_id);
+    const existing = this.active.get(key);
+    if (existing === undefined) {
+      const alert: Alert = {
+        alert_id: alertId(verdict.tenant, verdict.policy_id, verdict.agent_id, verdict.time),
+        tenant: verdict.tenant,
+        policy_id: verdict.policy_id,
+        policy_type: verdict.policy_type,
+        agent_id: verdict.agent_id,
+        severity: verdict.severity,
+        status: 'open',
+        count: 1,
+        first_seen: verdict.time,
+        last_seen: verdict.time,
+        title: `${verdict.policy_type} on ${verdict.agent_id} (${verdict.policy_id})`,
+        reason: verdict.reason,
+        verdict_ids: [verdict.verdict_id],
+        evidence: verdict.evidence,
+        atlas: verdict.atlas,
+        updated_at: now,
+        acknowledged_by: '',
+        resolved_at: 0,
+      };
+      this.active.set(key, alert);
+      this.byId.set(alert.alert_id, alert);
+      this.counted.set(alert.alert_id, new Set([verdict.verdict_id]));
+      return { alert: { ...alert }, change: 'opened' };
+    }
+    const seen = this.counted.get(existing.alert_id) as Set<string>;
+    if (seen.has(verdict.verdict_id)) return null;
+    seen.add(verdict.verdict_id);
+    // The replay guard only needs recent ids: older verdicts of this alert were committed long ago.
+    if (seen.size > 10_000) seen.delete(seen.values().next().value as string);
+    const previousSeverity = existing.severity;
+    existing.count += 1;
+    existing.first_seen = Math.min(existing.first_seen, verdict.time);
+    if (verdict.time >= existing.last_seen) {
+      existing.last_seen = verdict.time;
+      existing.reason = verdict.reason;
+      existing.evidence = verdict.evidence;
+    }
+    existing.severity = maxSeverity(existing.severity, verdict.severity);
+    existing.verdict_ids = sampleVerdictIds(existing.verdict_ids, verdict.verdict_id);
+    existing.updated_at = nextVersion(existing.updated_at, now);
+    return { alert: { ...existing }, change: existing.severity !== previousSeverity ? 'escalated' : 'bumped' };
+  }
+
+  /** Moves an open alert to acknowledged. Acknowledging again is a no-op that returns the alert. */
+  acknowledge(id: string, by: string, now: number): AlertUpdate {
+    const alert = this.byId.get(id);
+    if (alert === undefined) throw new AlertingError('AW_ALERTING_NOT_FOUND', `no open or acknowledged alert ${id}`);
+    if (alert.status === 'open') {
+      alert.status = 'acknowledged';
+      alert.acknowledged_by = by;
+      alert.updated_at = nextVersion(alert.updated_at, now);
+    }
+    return { alert: { ...alert }, change: 'acknowledged' };
+  }
+
+  /** Resolves an open or acknowledged alert; the next matching verdict opens a new one. */
+  resolve(id: string, now: number): AlertUpdate {
+    const alert = this.byId.get(id);
+    if (alert === undefined) throw new AlertingError('AW_ALERTING_NOT_FOUND', `no open or acknowledged alert ${id}`);
+    alert.status = 'resolved';
+    alert.resolved_at = now;
+    alert.updated_at = nextVersion(alert.updated_at, now);
+    this.byId.delete(id);
+    this.counted.delete(id);
+    this.active.delete(dedupKey(alert.tenant, alert.policy_id, alert.agent_id));
+    return { alert: { ...alert }, change: 'resolved' };
+  }
+
+  get(id: string): Alert | undefined {
+    const a = this.byId.get(id);
+    return a === undefined ? undefined : { ...a };
+  }
+
+  activeCount(): number {
+    return this.active.size;
+  }
+
+  activeAlerts(): Alert[] {
+    return [...this.active.values()].map((a) => ({ ...a }));
+  }
+}
+
+/** Row versions must grow even when two changes share a millisecond. */
+function nextVersion(previous: number, now: number): number {
+  return now > previous ? now : previous + 1;
+}
+
+function sampleVerdictIds(ids: readonly string[], added: string): string[] {
+  if (ids.length < VERDICT_SAMPLE_FIRST + VERDICT_SAMPLE_LATEST) return [...ids, added];
+  return [...ids.slice(0, VERDICT_SAMPLE_FIRST), ...ids.slice(VERDICT_SAMPLE_FIRST + 1), added];
+}

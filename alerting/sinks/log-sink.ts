@@ -1,0 +1,36 @@
+import type { Logger } from 'pino';
+import type { AlertUpdate } from '../alert-book.js';
+
+/** Where alert notifications go. Delivery sinks (webhooks, Alertmanager, Slack) implement the same interface. */
+export interface AlertSink {
+  readonly name: string;
+  notify(update: AlertUpdate): Promise<void> | void;
+}
+
+/**
+ * Writes alert openings, escalations and resolutions to the log as structured
+ * records. Bumps (count increases) are not notifications: they would flood the log.
+ */
+export class LogAlertSink implements AlertSink {
+  readonly name = 'log';
+
+  constructor(private readonly logger: Logger) {}
+
+  notify({ alert, change }: AlertUpdate): void {
+    if (change === 'bumped') return;
+    const level = change === 'resolved' || change === 'acknowledged' ? 'info' : alert.severity === 'low' ? 'info' : 'warn';
+    this.logger[level](
+      {
+        alert_id: alert.alert_id,
+        change,
+        tenant: alert.tenant,
+        policy_id: alert.policy_id,
+        policy_type: alert.policy_type,
+        agent_id: alert.agent_id,
+        severity: alert.severity,
+        count: alert.count,
+      },
+      `alert ${change}: ${alert.reason}`,
+    );
+  }
+}

@@ -1,0 +1,198 @@
+import type { AnyPolicyType, Finding } from '../core/detector.js';
+import { decisionForAction, effectiveDecision, mostRestrictive, type Decision } from '../core/decision.js';
+import type { AgentEvent, EventType } from '../core/event.js';
+import { EventTypes } from '../core/event.js';
+import { compileGlobs, type GlobMatcher } from '../core/glob.js';
+import { sha256Hex, verdictId } from '../core/ids.js';
+import type { PolicyDocument, ValidatedPolicy } from '../core/policy.js';
+import type { Verdict } from '../core/records.js';
+import type { StateOp, StateResult } from '../core/state.js';
+import type { PolicyTypeRegistry } from './registry.js';
+
+/** One enabled policy, compiled for the hot path. */
+export interface CompiledPolicy {
+  policy: ValidatedPolicy;
+  type: AnyPolicyType;
+  compiled: unknown;
+  agents: GlobMatcher | null;
+  tenants: GlobMatcher | null;
+  decision: Decision;
+  atlas: string[];
+}
+
+/**
+ * An immutable, compiled policy document. Workers swap the whole engine when
+ * the document changes, so a batch is always judged by one version.
+ */
+export class PolicyEngine {
+  readonly policies: readonly CompiledPolicy[];
+  /** Content hash of the document; recorded on every audit row. */
+  readonly version: string;
+  private readonly byEventType: Map<EventType, CompiledPolicy[]>;
+
+  constructor(
+    readonly document: PolicyDocument,
+    registry: PolicyTypeRegistry,
+  ) {
+    this.version = sha256Hex(JSON.stringify(document)).slice(0, 16);
+    const compiled: CompiledPolicy[] = [];
+    for (const policy of document.policies) {
+      if (!policy.enabled) continue;
+      const type = registry.policyType(policy.type);
+      if (type === undefined) throw new Error(`unknown policy type ${policy.type}`);
+      compiled.push({
+        policy,
+        type,
+        compiled: type.compile(policy, { timezone: document.timezone }),
+        agents: policy.match?.agents === undefined ? null : compileGlobs(policy.match.agents),
+        tenants: policy.match?.tenants === undefined ? null : compileGlobs(policy.match.tenants),
+        decision: decisionForAction(policy.action),
+        atlas: policy.atlas ?? [...type.defaultAtlas],
+      });
+    }
+    this.policies = compiled;
+    this.byEventType = new Map();
+    for (const eventType of EventTypes) {
+      this.byEventType.set(
+        eventType,
+        compiled.filter((p) => p.policy.match?.event_types === undefined || p.policy.match.event_types.includes(eventType)),
+      );
+    }
+  }
+
+  get mode(): PolicyDocument['mode'] {
+    return this.document.mode;
+  }
+
+  /** Policies whose scope covers the event, in document order. */
+  applicable(event: AgentEvent, out: CompiledPolicy[]): void {
+    const candidates = this.byEventType.get(event.type);
+    if (candidates === undefined) return;
+    for (const p of candidates) {
+      if (p.tenants !== null && !p.tenants(event.tenant)) continue;
+      if (p.agents !== null && !p.agents(event.agent.id) && (event.agent.name === undefined || !p.agents(event.agent.name))) continue;
+      out.push(p);
+    }
+  }
+}
+
+interface PlanEntry {
+  event: number;
+  policy: CompiledPolicy;
+  opStart: number;
+  opCount: number;
+}
+
+/** The state operations a batch needs, and which policy asked for which. */
+export interface BatchPlan {
+  ops: StateOp[];
+  entries: PlanEntry[];
+}
+
+/** What the engine concluded about one event. */
+export interface EventOutcome {
+  event: AgentEvent;
+  decision: Decision;
+  would_decide: Decision;
+  matched_policies: string[];
+  verdict_ids: string[];
+}
+
+export interface BatchOutcome {
+  verdicts: Verdict[];
+  outcomes: EventOutcome[];
+}
+
+/** Step 1: every applicable policy plans its state operations for every event of the batch. */
+export function planBatch(engine: PolicyEngine, events: readonly AgentEvent[]): BatchPlan {
+  const ops: StateOp[] = [];
+  const entries: PlanEntry[] = [];
+  const scratch: CompiledPolicy[] = [];
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as AgentEvent;
+    scratch.length = 0;
+    engine.applicable(event, scratch);
+    for (const p of scratch) {
+      const opStart = ops.length;
+      p.type.plan?.(event, p.compiled, p.policy, ops);
+      entries.push({ event: i, policy: p, opStart, opCount: ops.length - opStart });
+    }
+  }
+  return { ops, entries };
+}
+
+const NO_RESULTS: readonly StateResult[] = [];
+
+/** Step 3: each policy decides on its event from its operations' results; verdicts and per-event outcomes. */
+export function decideBatch(engine: PolicyEngine, events: readonly AgentEvent[], plan: BatchPlan, results: readonly StateResult[]): BatchOutcome {
+  const mode = engine.mode;
+  const outcomes: EventOutcome[] = events.map((event) => ({
+    event,
+    decision: 'allow',
+    would_decide: 'allow',
+    matched_policies: [],
+    verdict_ids: [],
+  }));
+  const verdicts: Verdict[] = [];
+  for (const entry of plan.entries) {
+    const event = events[entry.event] as AgentEvent;
+    const slice = entry.opCount === 0 ? NO_RESULTS : results.slice(entry.opStart, entry.opStart + entry.opCount);
+    const finding: Finding | null = entry.policy.type.decide(event, slice, entry.policy.compiled, entry.policy.policy);
+    if (finding === null) continue;
+    const verdict = buildVerdict(event, entry.policy, finding, mode);
+    verdicts.push(verdict);
+    const outcome = outcomes[entry.event] as EventOutcome;
+    outcome.would_decide = mostRestrictive(outcome.would_decide, verdict.would_decide);
+    outcome.decision = effectiveDecision(outcome.would_decide, mode);
+    outcome.matched_policies.push(entry.policy.policy.id);
+    outcome.verdict_ids.push(verdict.verdict_id);
+  }
+  return { verdicts, outcomes };
+}
+
+function buildVerdict(event: AgentEvent, p: CompiledPolicy, finding: Finding, mode: PolicyDocument['mode']): Verdict {
+  const wouldDecide = finding.decision ?? p.decision;
+  return {
+    verdict_id: verdictId(event.tenant, event.event_id, p.policy.id),
+    event_id: event.event_id,
+    time: event.time,
+    tenant: event.tenant,
+    agent_id: event.agent.id,
+    agent_name: event.agent.name ?? '',
+    event_type: event.type,
+    policy_id: p.policy.id,
+    policy_type: p.policy.type,
+    severity: finding.severity ?? p.policy.severity,
+    action: p.policy.action,
+    decision: effectiveDecision(wouldDecide, mode),
+    would_decide: wouldDecide,
+    mode,
+    reason: finding.reason,
+    evidence: finding.evidence,
+    atlas: p.atlas,
+    late: finding.late ?? false,
+  };
+}
+
+/** Interface of stores the engine can use synchronously (the embedded memory store). */
+export interface SyncStateStore {
+  applyStateOpsSync(ops: readonly StateOp[]): StateResult[];
+}
+
+/** plan → one round trip → decide, for a whole batch. */
+export async function evaluateBatch(
+  engine: PolicyEngine,
+  store: { applyStateOps(ops: readonly StateOp[]): Promise<StateResult[]> },
+  events: readonly AgentEvent[],
+): Promise<BatchOutcome> {
+  const plan = planBatch(engine, events);
+  const results = plan.ops.length === 0 ? [] : await store.applyStateOps(plan.ops);
+  return decideBatch(engine, events, plan, results);
+}
+
+/** The same as `evaluateBatch` without an await, for the in-memory store and benchmarks. */
+export function evaluateBatchSync(engine: PolicyEngine, store: SyncStateStore, events: readonly AgentEvent[]): BatchOutcome {
+  const plan = planBatch(engine, events);
+  const results = plan.ops.length === 0 ? [] : store.applyStateOpsSync(plan.ops);
+  return decideBatch(engine, events, plan, results);
+}

@@ -1,0 +1,35 @@
+import type { z } from 'zod';
+import type { AnyPolicyType } from '../core/detector.js';
+import type { PolicyConfigSchemas } from '../core/policy.js';
+import { offHoursPolicy } from './types/off-hours.js';
+import { rateSpikePolicy } from './types/rate-spike.js';
+import { unauthorizedApiPolicy } from './types/unauthorized-api.js';
+import { unknownAgentPolicy } from './types/unknown-agent.js';
+
+/** The policy types agentwatch knows, by `type` name. */
+export class PolicyTypeRegistry implements PolicyConfigSchemas {
+  private readonly byName = new Map<string, AnyPolicyType>();
+
+  constructor(types: readonly AnyPolicyType[]) {
+    for (const t of types) {
+      if (this.byName.has(t.type)) throw new Error(`policy type ${t.type} registered twice`);
+      this.byName.set(t.type, t);
+    }
+  }
+
+  policyType(name: string): AnyPolicyType | undefined {
+    return this.byName.get(name);
+  }
+
+  get(name: string): z.ZodType | undefined {
+    return this.byName.get(name)?.configSchema;
+  }
+
+  types(): string[] {
+    return [...this.byName.keys()].sort();
+  }
+}
+
+export const builtinPolicyTypes: readonly AnyPolicyType[] = [rateSpikePolicy, offHoursPolicy, unknownAgentPolicy, unauthorizedApiPolicy];
+
+export const defaultRegistry = new PolicyTypeRegistry(builtinPolicyTypes);

@@ -1,0 +1,80 @@
+import type { StateStore } from '../../../core/ports.js';
+import type { StateOp, StateResult } from '../../../core/state.js';
+import { SlidingWindowState } from './window.js';
+
+export interface MemoryStateStoreOptions {
+  /**
+   * Keys idle (no operation) for this long are dropped by `sweep()`, like Redis TTLs.
+   * @default 86_400_000 (one day)
+   */
+  idleTtlMs?: number;
+}
+
+/**
+ * The embedded state store: the same semantics as the Redis store, in process.
+ * `applyStateOpsSync` is what the pure-decision benchmark and the embedded
+ * worker use; `applyStateOps` satisfies the async port.
+ */
+export class MemoryStateStore implements StateStore {
+  private readonly windows = new Map<string, SlidingWindowState>();
+  private readonly touched = new Map<string, number>();
+  private readonly idleTtlMs: number;
+
+  constructor(options: MemoryStateStoreOptions = {}) {
+    this.idleTtlMs = options.idleTtlMs ?? 86_400_000;
+  }
+
+  applyStateOpsSync(ops: readonly StateOp[], now = Date.now()): StateResult[] {
+    const results: StateResult[] = new Array<StateResult>(ops.length);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as StateOp;
+      results[i] = this.windowCount(op);
+      this.touched.set(op.key, now);
+    }
+    return results;
+  }
+
+  applyStateOps(ops: readonly StateOp[]): Promise<StateResult[]> {
+    return Promise.resolve(this.applyStateOpsSync(ops));
+  }
+
+  private windowCount(op: StateOp): StateResult {
+    let state = this.windows.get(op.key);
+    if (
+      state === undefined ||
+      state.windowMs !== op.windowMs ||
+      state.bucketMs !== op.bucketMs ||
+      state.latenessMs !== op.latenessMs ||
+      state.historyWindows !== op.historyWindows
+    ) {
+      // A changed policy config starts a fresh window rather than mixing bucket sizes.
+      state = new SlidingWindowState(op.windowMs, op.bucketMs, op.latenessMs, op.historyWindows);
+      this.windows.set(op.key, state);
+    }
+    return state.add(op);
+  }
+
+  /** Drops keys idle longer than the TTL; returns how many were dropped. */
+  sweep(now = Date.now()): number {
+    let dropped = 0;
+    for (const [key, at] of this.touched) {
+      if (now - at > this.idleTtlMs) {
+        this.touched.delete(key);
+        this.windows.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /** Number of live keys (for metrics and tests). */
+  size(): number {
+    return this.windows.size;
+  }
+
+  close(): Promise<void> {
+    this.windows.clear();
+    this.touched.clear();
+    return Promise.resolve();
+  }
+}

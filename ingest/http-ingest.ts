@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { AgentEvent } from '../core/event.js';
+import type { DeadLetter } from '../core/records.js';
+import { parseEventsBody } from './parse-events.js';
+
+export interface IngestStats {
+  received: number;
+  accepted: number;
+  rejected: number;
+  requests: number;
+}
+
+export interface EventIngestDeps {
+  /** Hands accepted events to the bus; waits when the bus applies backpressure. */
+  accept(events: readonly AgentEvent[]): Promise<void>;
+  /** Records rejected input with its reason. */
+  deadLetter(rows: readonly DeadLetter[]): void;
+  /** Maximum encoded size of one event. @default 65536 */
+  maxEventBytes: number;
+  /** Maximum request body. @default 4 MiB */
+  bodyLimit: number;
+  stats: IngestStats;
+  clock?: () => number;
+}
+
+const CONTENT_TYPES = ['application/json', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'text/plain'];
+
+/**
+ * `POST /v1/events`: a JSON array of AgentEvent v1 objects, or NDJSON. The
+ * answer lists every item as accepted or rejected (with the reason); rejected
+ * items go to the dead letters. 200 when anything was accepted, 400 when nothing
+ * was, 413 for a body over the limit.
+ */
+export async function registerEventIngest(app: FastifyInstance, deps: EventIngestDeps): Promise<void> {
+  const clock = deps.clock ?? Date.now;
+  await app.register(async (scope) => {
+    // Read bodies as text in this scope only: NDJSON is not JSON, and per-event size limits need the raw text.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(CONTENT_TYPES, { parseAs: 'string', bodyLimit: deps.bodyLimit }, (_req, body, done) => {
+      done(null, body);
+    });
+    scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: deps.bodyLimit }, (_req, body, done) => {
+      done(null, body);
+    });
+
+    scope.post('/v1/events', { bodyLimit: deps.bodyLimit }, async (request, reply) => {
+      deps.stats.requests++;
+      const body = typeof request.body === 'string' ? request.body : '';
+      const source = `http:${request.ip}`;
+      const parsed = parseEventsBody(body, { maxEventBytes: deps.maxEventBytes });
+      const now = clock();
+      if (parsed.fatal !== undefined) {
+        deps.stats.rejected++;
+        deps.deadLetter([
+          { id: randomUUID(), received_at: now, source, reason: parsed.fatal, raw: body.slice(0, 4096), raw_bytes: Buffer.byteLength(body) },
+        ]);
+        return reply.code(400).send({ code: 'AW_INGEST_UNREADABLE_BODY', message: parsed.fatal, details: null });
+      }
+      deps.stats.received += parsed.events.length + parsed.rejected.length;
+      if (parsed.rejected.length > 0) {
+        deps.stats.rejected += parsed.rejected.length;
+        deps.deadLetter(
+          parsed.rejected.map((r) => ({
+            id: randomUUID(),
+            received_at: now,
+            source,
+            reason: r.event_id === undefined ? r.reason : `event ${r.event_id}: ${r.reason}`,
+            raw: r.raw,
+            raw_bytes: r.rawBytes,
+          })),
+        );
+      }
+      if (parsed.events.length > 0) {
+        await deps.accept(parsed.events.map((e) => e.event));
+        deps.stats.accepted += parsed.events.length;
+      }
+      const results: { index: number; status: 'accepted' | 'rejected'; event_id?: string; reason?: string }[] = [];
+      for (const e of parsed.events) results.push({ index: e.index, status: 'accepted', event_id: e.event.event_id });
+      for (const r of parsed.rejected) {
+        results.push({ index: r.index, status: 'rejected', ...(r.event_id === undefined ? {} : { event_id: r.event_id }), reason: r.reason });
+      }
+      results.sort((a, b) => a.index - b.index);
+      return reply.code(parsed.events.length > 0 ? 200 : 400).send({
+        accepted: parsed.events.length,
+        rejected: parsed.rejected.length,
+        errors: parsed.rejected.length > 0,
+        results,
+      });
+    });
+  });
+}

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { parseEventsBody } from './parse-events.js';
+
+const ev = (id: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ event_id: id, time: '2026-11-24T10:00:00Z', agent: { id: 'a' }, type: 'api_call', ...extra });
+const opts = { maxEventBytes: 1024 };
+
+describe('parseEventsBody', () => {
+  it('reads a JSON array', () => {
+    const r = parseEventsBody(`[${ev('1')},${ev('2')}]`, opts);
+    expect(r.events.map((e) => e.event.event_id)).toEqual(['1', '2']);
+    expect(r.rejected).toEqual([]);
+  });
+
+  it('reads NDJSON with blank lines and CRLF', () => {
+    const r = parseEventsBody(`${ev('1')}\r\n\n${ev('2')}\n`, opts);
+    expect(r.events.map((e) => [e.index, e.event.event_id])).toEqual([
+      [0, '1'],
+      [1, '2'],
+    ]);
+  });
+
+  it('reads a single object as one-line NDJSON', () => {
+    expect(parseEventsBody(ev('solo'), opts).events).toHaveLength(1);
+  });
+
+  it('rejects bad lines with reasons and keeps the good ones', () => {
+    const r = parseEventsBody([ev('ok'), '{not json', ev('x', { type: 'teleport' }), ev('y', { agent: {} })].join('\n'), opts);
+    expect(r.events.map((e) => e.event.event_id)).toEqual(['ok']);
+    expect(r.rejected.map((x) => [x.index, x.event_id ?? null])).toEqual([
+      [1, null],
+      [2, 'x'],
+      [3, 'y'],
+    ]);
+    expect(r.rejected[0]!.reason).toMatch(/^not valid JSON/);
+    expect(r.rejected[1]!.reason).toMatch(/^type: /);
+    expect(r.rejected[2]!.reason).toMatch(/^agent\.id: /);
+    expect(r.rejected[0]!.raw).toBe('{not json');
+  });
+
+  it('rejects __proto__ and constructor.prototype keys', () => {
+    const proto = '{"event_id":"p","time":0,"agent":{"id":"a"},"type":"auth","attributes":{"__proto__":{"admin":true}}}';
+    const ctor = '{"event_id":"c","time":0,"agent":{"id":"a"},"type":"auth","constructor":{"prototype":{"x":1}}}';
+    const r = parseEventsBody(`${proto}\n${ctor}`, opts);
+    expect(r.events).toHaveLength(0);
+    expect(r.rejected.map((x) => x.reason)).toEqual([expect.stringMatching(/^forbidden key/), expect.stringMatching(/^forbidden key/)]);
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+  });
+
+  it('rejects oversize events in both forms', () => {
+    const big = ev('big', { resource: 'x'.repeat(2000) });
+    const nd = parseEventsBody(`${ev('1')}\n${big}`, opts);
+    expect(nd.rejected[0]!.reason).toMatch(/^event is \d+ bytes; the limit is 1024$/);
+    expect(nd.events).toHaveLength(1);
+    const arr = parseEventsBody(`[${ev('1')},${big}]`, opts);
+    expect(arr.rejected.map((x) => x.index)).toEqual([1]);
+    expect(arr.rejected[0]!.raw.length).toBeLessThanOrEqual(4096);
+  });
+
+  it('reports unreadable bodies as fatal', () => {
+    expect(parseEventsBody('', opts).fatal).toMatch(/empty body/);
+    expect(parseEventsBody('  \n ', opts).fatal).toMatch(/empty body/);
+    expect(parseEventsBody('[1, 2', opts).fatal).toMatch(/^not valid JSON/);
+    const r = parseEventsBody('[1, "x", null]', opts);
+    expect(r.rejected.map((x) => x.reason)).toEqual(Array(3).fill('(root): event must be a JSON object'));
+  });
+});
