@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AlertFilter } from '../core/ports.js';
@@ -61,7 +61,8 @@ export function buildApp(deps: ApiDeps, options: FastifyServerOptions = {}): Fas
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
-    disableRequestLogging: true,
+    // Per-request logs would drown the log at ingest rates; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     ...options,
   });
 

@@ -40,32 +40,34 @@ export interface DemoAttackAgent {
 }
 
 /** The four attack agents, one alert each under the default policies. */
-export const DEMO_ATTACK_AGENTS: readonly DemoAttackAgent[] = Object.freeze([
-  {
-    id: 'agent-burst-01',
-    name: 'claude-code',
-    policyId: 'api-rate-spike',
-    description: 'bursts of 250 api_calls to api.openai.com within a minute, every 10 minutes',
-  },
-  {
-    id: 'agent-nightowl-07',
-    name: 'cursor',
-    policyId: 'off-hours-activity',
-    description: 'reads secrets (.env, SSH keys, cloud credentials) at 03:00–03:30 local time',
-  },
-  {
-    id: 'agent-shadow-13',
-    name: 'shadow-gpt',
-    policyId: 'approved-agents',
-    description: 'unapproved agent product "shadow-gpt" calling api.openai.com every ~30 seconds',
-  },
-  {
-    id: 'agent-exfil-21',
-    name: 'copilot',
-    policyId: 'approved-egress',
-    description: 'uploads to the unapproved domain paste.exfil-drop.net every ~2 minutes',
-  },
-]);
+export const DEMO_ATTACK_AGENTS: readonly DemoAttackAgent[] = Object.freeze(
+  [
+    {
+      id: 'agent-burst-01',
+      name: 'claude-code',
+      policyId: 'api-rate-spike',
+      description: 'bursts of 250 api_calls to api.openai.com within a minute, every 10 minutes',
+    },
+    {
+      id: 'agent-nightowl-07',
+      name: 'cursor',
+      policyId: 'off-hours-activity',
+      description: 'reads secrets (.env, SSH keys, cloud credentials) at 03:00–03:30 local time',
+    },
+    {
+      id: 'agent-shadow-13',
+      name: 'shadow-gpt',
+      policyId: 'approved-agents',
+      description: 'unapproved agent product "shadow-gpt" calling api.openai.com every ~30 seconds',
+    },
+    {
+      id: 'agent-exfil-21',
+      name: 'copilot',
+      policyId: 'approved-egress',
+      description: 'uploads to the unapproved domain paste.exfil-drop.net every ~2 minutes',
+    },
+  ].map((agent) => Object.freeze(agent)),
+);
 
 const [BURST_AGENT, NIGHT_OWL_AGENT, SHADOW_AGENT, EXFIL_AGENT] = DEMO_ATTACK_AGENTS as [
   DemoAttackAgent,
@@ -96,13 +98,21 @@ const WORKDAY_END_HOUR = 18;
 const MIN_MEAN_GAP_MS = 8_000;
 const MAX_MEAN_GAP_MS = 20_000;
 /**
- * Gaps are Erlang-distributed (a sum of this many exponentials) rather than
- * plain exponential: the same mean rate, but window counts vary half as much as
- * a Poisson stream's. A per-agent robust baseline (median + 3.5 · √median)
- * over many agents and hours would otherwise fire now and then on pure chance,
- * and the demo promises that normal agents trip nothing.
+ * Gaps are Erlang-distributed (the mean of this many exponentials) rather than
+ * plain exponential: the same mean rate, but window counts vary a sixth as
+ * much as a Poisson stream's. Against the default baseline (median + 3.5 ·
+ * √median, checked on every event's sliding window) plain exponential gaps
+ * made about a dozen of 48 normal agents fire per simulated workday; with
+ * shape 6 none did over 40 seeded workdays, the busiest window reaching 87% of its limit.
  */
-const GAP_SHAPE = 4;
+const GAP_SHAPE = 6;
+/**
+ * Share of a normal agent's events that the default `api-rate-spike` policy
+ * counts (api_call, tool_call, network_egress). Those come from one stream per
+ * agent and file access / MCP sessions from another: drawing the type per
+ * event instead would thin the steady stream back into a near-Poisson one.
+ */
+const RATED_SHARE = 0.7;
 
 const BURST_FIRST_OFFSET_MS = 60_000;
 const BURST_PERIOD_MS = 10 * 60_000;
@@ -415,19 +425,23 @@ interface EventStream {
   take(): EventDraft;
 }
 
-/** Ordinary work of one agent: model calls, tools, files, dependency downloads, MCP sessions. */
+/**
+ * Ordinary work of one agent, in one of two strands: `rated` (model and API
+ * calls, tool calls, dependency downloads) or `workspace` (file access, MCP sessions).
+ */
 class NormalWork implements EventStream {
   nextAt: number;
-  private readonly meanGapMs: number;
 
   constructor(
     readonly rank: number,
     private readonly random: Random,
     private readonly profile: AgentProfile,
+    private readonly strand: 'rated' | 'workspace',
+    /** Mean gap between this strand's events. */
+    private readonly meanGapMs: number,
     from: number,
     private readonly until: number,
   ) {
-    this.meanGapMs = MIN_MEAN_GAP_MS + random() * (MAX_MEAN_GAP_MS - MIN_MEAN_GAP_MS);
     this.nextAt = from;
     this.advance();
   }
@@ -441,12 +455,11 @@ class NormalWork implements EventStream {
     const time = this.nextAt;
     this.advance();
     const r = this.random();
-    // Mix: ~36% model/API calls, 26% tool calls, 28% file access, 8% downloads, 2% MCP sessions.
-    if (r < 0.36) return this.apiCall(time);
-    if (r < 0.62) return this.toolCall(time);
-    if (r < 0.9) return this.fileAccess(time);
-    if (r < 0.98) return this.egress(time);
-    return this.mcpConnect(time);
+    // Overall mix: ~36% model/API calls, 26% tool calls, 8% downloads, 28% file access, 2% MCP sessions.
+    if (this.strand === 'workspace') return r < 0.93 ? this.fileAccess(time) : this.mcpConnect(time);
+    if (r < 0.51) return this.apiCall(time);
+    if (r < 0.88) return this.toolCall(time);
+    return this.egress(time);
   }
 
   private base(time: number): Pick<EventDraft, 'time' | 'agent' | 'source'> {
@@ -814,7 +827,6 @@ function before(a: EventStream, b: EventStream): boolean {
 export class DemoTelemetry {
   /** Simulated time after which normal agents (and the burst, shadow and exfiltration attacks) are silent. */
   readonly workdayEnd: number;
-  private readonly seed: number;
   private readonly tenant: string;
   private readonly idPrefix: string;
   private readonly queue = new StreamQueue();
@@ -835,7 +847,6 @@ export class DemoTelemetry {
     const tenant = options.tenant ?? 'default';
     if (tenant.length < 1 || tenant.length > 128) throw new RangeError('tenant: must be 1–128 characters');
 
-    this.seed = seed;
     this.tenant = tenant;
     // The start time is part of the id: demos of different days never collide
     // in a persistent store, while a rerun of the same demo replays idempotently.
@@ -852,12 +863,19 @@ export class DemoTelemetry {
     const until = workday ? dayClose : start;
     this.workdayEnd = until;
 
-    // Stream ranks double as PRNG stream numbers; fixed per agent, whatever the fleet size.
+    // Stream ranks double as PRNG stream numbers, fixed per agent whatever the
+    // fleet size: agent i owns ranks 2i and 2i+1, the attacks ranks from 100 000 on.
     const roster = streamRandom(seed, 0);
+    const addNormalWork = (rank: number, profile: AgentProfile): void => {
+      const random = streamRandom(seed, rank);
+      const meanGapMs = MIN_MEAN_GAP_MS + random() * (MAX_MEAN_GAP_MS - MIN_MEAN_GAP_MS);
+      this.queue.push(new NormalWork(rank, random, profile, 'rated', meanGapMs / RATED_SHARE, from, until));
+      const rank2 = rank + 1;
+      const workspaceGapMs = meanGapMs / (1 - RATED_SHARE);
+      this.queue.push(new NormalWork(rank2, streamRandom(seed, rank2), profile, 'workspace', workspaceGapMs, from, until));
+    };
     for (let i = 1; i <= agents; i++) {
-      const id = `agent-${String(i).padStart(3, '0')}`;
-      const profile = makeProfile(roster, id, pick(roster, DEMO_AGENT_NAMES));
-      this.queue.push(new NormalWork(i, streamRandom(seed, i), profile, from, until));
+      addNormalWork(2 * i, makeProfile(roster, `agent-${String(i).padStart(3, '0')}`, pick(roster, DEMO_AGENT_NAMES)));
     }
     if (options.attacks ?? true) {
       const attackRandom = streamRandom(seed, 100_000);
@@ -869,12 +887,12 @@ export class DemoTelemetry {
       let night3 = day.set({ hour: 3 });
       if (night3.toMillis() + NIGHT_OWL_SPAN_MS > start) night3 = day.minus({ days: 1 }).set({ hour: 3 });
       const ranked = (n: number): [number, Random] => [100_000 + n, streamRandom(seed, 100_000 + n)];
-      this.queue.push(new NormalWork(...ranked(1), burst, from, until));
-      this.queue.push(new RateBurst(...ranked(2), burst, start, from, until));
-      this.queue.push(new NightOwl(...ranked(3), night, start, night3.toMillis()));
-      this.queue.push(new ShadowAgent(...ranked(4), shadow, from, until, SHADOW_MIN_GAP_MS, SHADOW_MAX_GAP_MS));
-      this.queue.push(new NormalWork(...ranked(5), exfil, from, until));
-      this.queue.push(new Exfiltration(...ranked(6), exfil, from, until, EXFIL_MIN_GAP_MS, EXFIL_MAX_GAP_MS));
+      addNormalWork(100_001, burst);
+      this.queue.push(new RateBurst(...ranked(3), burst, start, from, until));
+      this.queue.push(new NightOwl(...ranked(4), night, start, night3.toMillis()));
+      this.queue.push(new ShadowAgent(...ranked(5), shadow, from, until, SHADOW_MIN_GAP_MS, SHADOW_MAX_GAP_MS));
+      addNormalWork(100_006, exfil);
+      this.queue.push(new Exfiltration(...ranked(8), exfil, from, until, EXFIL_MIN_GAP_MS, EXFIL_MAX_GAP_MS));
     }
   }
 
@@ -904,10 +922,5 @@ export class DemoTelemetry {
       out.push({ event_id: `${this.idPrefix}${this.counter++}`, tenant: this.tenant, ...draft });
     }
     return out;
-  }
-
-  /** The seed in use (after defaults). */
-  get seedValue(): number {
-    return this.seed;
   }
 }

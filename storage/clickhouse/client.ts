@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import { isRetriableError, StorageError, type StorageErrorCode } from '../errors.js';
 
@@ -21,6 +21,8 @@ export interface ClickHouseClientOptions {
   /** Data directory of the embedded engine; its files go to `<dataDir>/clickhouse`. */
   dataDir: string;
 }
+
+type ClickHouseConnection = NonNullable<ClickHouseClientConfigOptions['connection']>;
 
 /**
  * Grammar of the one identifier that is interpolated into SQL (the database
@@ -66,7 +68,12 @@ export function createClickHouseClient(options: ClickHouseClientOptions): ClickH
   // one-path-per-process check do not depend on the working directory.
   const enginePath = path.resolve(options.dataDir, 'clickhouse');
   try {
-    return createClient({ connection: createChdbConnection({ path: enginePath }) });
+    // chdb types its connection against the separate @clickhouse/client-common
+    // package while @clickhouse/client bundles its own copy of the same
+    // declarations; TypeScript treats the two as distinct, the runtime
+    // contract is the same (chdb's documented usage).
+    const connection = createChdbConnection({ path: enginePath }) as unknown as ClickHouseConnection;
+    return createClient({ connection });
   } catch (cause) {
     throw new StorageError(
       'AW_STORAGE_INVALID_CONFIG',

@@ -1,0 +1,405 @@
+import { readFileSync } from 'node:fs';
+import { DateTime } from 'luxon';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import type { AgentEventInput } from '../../core/event.js';
+import { validateEvent } from '../../core/event.js';
+import { compileDomainPatterns } from '../../core/glob.js';
+import { baselineLimit } from '../../detectors/baseline.js';
+import { SlidingWindowState } from '../../detectors/state/memory/window.js';
+import { DEMO_AGENT_NAMES, DEMO_ATTACK_AGENTS, DEMO_NORMAL_DOMAINS, DemoTelemetry, demoStartTime } from './generator.js';
+
+const ZONE = 'Europe/Berlin';
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+/** Wednesday 2026-03-04, 09:30 in Berlin. */
+const START = demoStartTime(Date.UTC(2026, 2, 4, 12), ZONE);
+const ATTACK_IDS = new Set(DEMO_ATTACK_AGENTS.map((a) => a.id));
+const NIGHT_OWL = 'agent-nightowl-07';
+const RATED_TYPES = new Set(['api_call', 'tool_call', 'network_egress']);
+
+function timeOf(event: AgentEventInput): number {
+  if (typeof event.time !== 'number') throw new Error(`demo events carry epoch ms, got ${event.time}`);
+  return event.time;
+}
+
+function local(ms: number, zone = ZONE): DateTime {
+  return DateTime.fromMillis(ms, { zone });
+}
+
+const QUARTER_HOUR = 15 * MINUTE;
+const quarterCache = new Map<string, DateTime>();
+
+/**
+ * Local date, weekday and minute of the day, cheaply for many events: every
+ * UTC offset is a whole number of quarter hours, so a UTC-aligned quarter hour
+ * is one local quarter hour and luxon runs once per quarter, not per event.
+ */
+function localParts(ms: number, zone = ZONE): { date: string; weekday: number; minuteOfDay: number } {
+  const quarter = Math.floor(ms / QUARTER_HOUR) * QUARTER_HOUR;
+  const key = `${zone}@${quarter}`;
+  let t = quarterCache.get(key);
+  if (t === undefined) {
+    t = local(quarter, zone);
+    quarterCache.set(key, t);
+  }
+  return { date: t.toISODate() ?? '', weekday: t.weekday, minuteOfDay: t.hour * 60 + t.minute + Math.floor((ms - quarter) / MINUTE) };
+}
+
+function byAgent(events: readonly AgentEventInput[]): Map<string, AgentEventInput[]> {
+  const map = new Map<string, AgentEventInput[]>();
+  for (const e of events) {
+    const list = map.get(e.agent.id) ?? [];
+    list.push(e);
+    map.set(e.agent.id, list);
+  }
+  return map;
+}
+
+/** Largest number of the given times (sorted ascending) in any window `(t - windowMs, t]`. */
+function maxInSlidingWindow(times: readonly number[], windowMs: number): number {
+  let max = 0;
+  let lo = 0;
+  for (let hi = 0; hi < times.length; hi++) {
+    while ((times[lo] ?? 0) <= (times[hi] ?? 0) - windowMs) lo++;
+    max = Math.max(max, hi - lo + 1);
+  }
+  return max;
+}
+
+function ratedTimes(events: readonly AgentEventInput[], type?: string): number[] {
+  return events.filter((e) => (type === undefined ? RATED_TYPES.has(e.type) : e.type === type)).map(timeOf);
+}
+
+// Fixtures shared by several tests; generation is deterministic, so sharing is safe.
+const twoHours = new DemoTelemetry({ start: START, timezone: ZONE }).eventsUntil(START + 2 * HOUR);
+const wholeDay = new DemoTelemetry({ start: START, timezone: ZONE }).eventsUntil(START + 10 * HOUR);
+
+describe('DemoTelemetry', () => {
+  it('is deterministic: the same seed gives the same events, another seed others', () => {
+    const a = new DemoTelemetry({ seed: 7, start: START, timezone: ZONE }).eventsUntil(START + HOUR);
+    const b = new DemoTelemetry({ seed: 7, start: START, timezone: ZONE }).eventsUntil(START + HOUR);
+    const c = new DemoTelemetry({ seed: 8, start: START, timezone: ZONE }).eventsUntil(START + HOUR);
+    expect(a.length).toBeGreaterThan(1000);
+    expect(b).toEqual(a);
+    expect(c.map((e) => [e.time, e.type])).not.toEqual(a.map((e) => [e.time, e.type]));
+  });
+
+  it('emits only valid AgentEvent v1 events with the options stamped on', () => {
+    const events = new DemoTelemetry({ start: START, timezone: ZONE, tenant: 'acme', seed: 3 }).eventsUntil(START + 2 * HOUR);
+    const problems: string[] = [];
+    const check = (e: AgentEventInput, ok: boolean, what: string): void => {
+      if (!ok) problems.push(`${e.event_id}: ${what}`);
+    };
+    for (const e of events) {
+      const result = validateEvent(JSON.parse(JSON.stringify(e)));
+      check(e, result.ok, result.ok ? '' : result.reason);
+      check(e, e.tenant === 'acme', 'tenant');
+      check(e, e.agent.type === 'coding-assistant' && Boolean(e.agent.version), 'agent type/version');
+      check(e, /^10\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(e.source?.ip ?? ''), 'private source ip');
+      check(e, Boolean(e.source?.host) && Boolean(e.source?.user), 'source host/user');
+      check(e, e.outcome !== undefined && (e.duration_ms ?? -1) >= 0, 'outcome/duration_ms');
+      check(e, Number.isInteger(timeOf(e)), 'integer time');
+      if (e.type === 'tool_call') check(e, Boolean(e.tool?.name) && Boolean(e.tool?.server), 'tool name/server');
+      if (e.type === 'api_call' || e.type === 'network_egress') {
+        check(e, /^https:\/\//.test(e.network?.url ?? '') && /^(GET|POST)$/.test(e.network?.method ?? ''), 'network url/method');
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(new Set(events.map((e) => e.event_id)).size).toBe(events.length);
+    expect(new Set(events.map((e) => e.type))).toEqual(
+      new Set(['api_call', 'tool_call', 'resource_access', 'network_egress', 'mcp_connect']),
+    );
+  });
+
+  it('hands out each event once, in the call window it falls in, however time is sliced', () => {
+    const small = new DemoTelemetry({ start: START, timezone: ZONE });
+    const sliced: AgentEventInput[] = [];
+    let previous = START;
+    for (let t = START + 100; t <= START + 2 * HOUR; t += 100) {
+      const batch = small.eventsUntil(t);
+      for (const e of batch) {
+        // The night owl is stamped 03:xx but emitted as the clock passes; everyone else is emitted at its event time.
+        if (e.agent.id !== NIGHT_OWL) {
+          expect(timeOf(e)).toBeGreaterThan(previous);
+          expect(timeOf(e)).toBeLessThanOrEqual(t);
+        }
+      }
+      const times = batch.filter((e) => e.agent.id !== NIGHT_OWL).map(timeOf);
+      expect(times).toEqual([...times].sort((x, y) => x - y));
+      sliced.push(...batch);
+      previous = t;
+    }
+    expect(new Set(sliced.map((e) => e.event_id)).size).toBe(sliced.length);
+    expect(sliced).toEqual(twoHours);
+
+    // Irregular steps, including ones that do not move the clock, give the same stream too.
+    const irregular = new DemoTelemetry({ start: START, timezone: ZONE });
+    const pieces: AgentEventInput[] = [];
+    for (const step of [1, 0, 59_999, 17 * MINUTE, 1, 33_333, 0, HOUR, 25 * MINUTE]) {
+      pieces.push(...irregular.eventsUntil(irregular.simTime + step));
+    }
+    pieces.push(...irregular.eventsUntil(START + 2 * HOUR));
+    expect(irregular.eventsUntil(START)).toEqual([]);
+    expect(pieces).toEqual(twoHours);
+  });
+
+  it('copes with steps of days in one call', () => {
+    const generator = new DemoTelemetry({ start: START, timezone: ZONE });
+    const events = generator.eventsUntil(START + 30 * 24 * HOUR);
+    // Compared as JSON: a deep equality over 100 000 events is needlessly slow.
+    expect(events.length).toBe(wholeDay.length);
+    expect(JSON.stringify(events)).toBe(JSON.stringify(wholeDay));
+    expect(generator.eventsUntil(START + 60 * 24 * HOUR)).toEqual([]);
+    expect(generator.workdayEnd).toBe(local(START).set({ hour: 18, minute: 0 }).toMillis());
+  });
+
+  describe('normal agents', () => {
+    const normal = wholeDay.filter((e) => !ATTACK_IDS.has(e.agent.id));
+    const allowedNames = new Set<string>(DEMO_AGENT_NAMES);
+    const allowedDomains = new Set<string>(DEMO_NORMAL_DOMAINS);
+
+    it('number 48 by default, named only as approved products', () => {
+      const ids = new Set(normal.map((e) => e.agent.id));
+      expect(ids.size).toBe(48);
+      for (const id of ids) expect(id).toMatch(/^agent-\d{3}$/);
+      expect(normal.filter((e) => !allowedNames.has(e.agent.name ?? ''))).toEqual([]);
+      expect(new Set(normal.map((e) => e.agent.name)).size).toBeGreaterThan(3);
+    });
+
+    it('talk only to approved domains', () => {
+      const domains = new Set(normal.flatMap((e) => (e.network?.domain === undefined ? [] : [e.network.domain])));
+      for (const d of domains) expect(allowedDomains.has(d)).toBe(true);
+      expect(domains.size).toBeGreaterThan(4);
+    });
+
+    it('work only 09:00–18:00 local on a weekday', () => {
+      const outside = normal.filter((e) => {
+        const { weekday, minuteOfDay } = localParts(timeOf(e));
+        return weekday > 5 || minuteOfDay < 9 * 60 || minuteOfDay >= 18 * 60;
+      });
+      expect(outside).toEqual([]);
+      // They keep working until the end of the day, then stop.
+      const last = Math.max(...normal.map(timeOf));
+      expect(local(last).hour).toBe(17);
+    });
+
+    it('stay well below 60 rated events in any 5-minute window, at 8–20 s per event', () => {
+      const agents = byAgent(twoHours.filter((e) => !ATTACK_IDS.has(e.agent.id)));
+      for (const [id, events] of agents) {
+        const max = maxInSlidingWindow(ratedTimes(events), 5 * MINUTE);
+        expect(max, id).toBeLessThanOrEqual(60);
+        const meanGap = (2 * HOUR) / events.length;
+        expect(meanGap, id).toBeGreaterThan(6_000);
+        expect(meanGap, id).toBeLessThan(24_000);
+      }
+    });
+  });
+
+  describe('against the default policies', () => {
+    interface PolicyEntry {
+      id: string;
+      match?: { event_types?: string[] };
+      config: Record<string, unknown>;
+    }
+    const doc = parseYaml(readFileSync(new URL('../../policies/default.yaml', import.meta.url), 'utf8')) as {
+      timezone: string;
+      policies: PolicyEntry[];
+    };
+    const policy = (id: string): PolicyEntry => {
+      const found = doc.policies.find((p) => p.id === id);
+      if (found === undefined) throw new Error(`policies/default.yaml has no policy ${id}`);
+      return found;
+    };
+
+    /** Which of the default policies the events of one agent trip (static rules; the baseline is checked below). */
+    function tripped(events: readonly AgentEventInput[]): Set<string> {
+      const fired = new Set<string>();
+      const offHours = policy('off-hours-activity').config as { start: string; end: string; holidays: string[] };
+      const holidays = new Set(offHours.holidays);
+      const allowedAgents = new Set((policy('approved-agents').config as { allowed_agents: string[] }).allowed_agents);
+      const egress = policy('approved-egress');
+      const egressTypes = new Set(egress.match?.event_types);
+      const allowedDomain = compileDomainPatterns((egress.config as { allowed_domains: string[] }).allowed_domains);
+      const rate = policy('api-rate-spike');
+      const rateTypes = new Set(rate.match?.event_types);
+      const { window_minutes, threshold } = rate.config as { window_minutes: number; threshold: number };
+      const minuteOf = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+      const [open, close] = [minuteOf(offHours.start), minuteOf(offHours.end)];
+      for (const e of events) {
+        const t = localParts(timeOf(e), doc.timezone);
+        if (t.weekday > 5 || holidays.has(t.date) || t.minuteOfDay < open || t.minuteOfDay >= close) {
+          fired.add('off-hours-activity');
+        }
+        if (!allowedAgents.has(e.agent.name ?? '')) fired.add('approved-agents');
+        if (egressTypes.has(e.type) && e.network?.domain !== undefined && !allowedDomain(e.network.domain)) {
+          fired.add('approved-egress');
+        }
+      }
+      const rated = events.filter((e) => rateTypes.has(e.type)).map(timeOf);
+      if (maxInSlidingWindow(rated, window_minutes * MINUTE) > threshold) fired.add('api-rate-spike');
+      return fired;
+    }
+
+    const agents = byAgent(wholeDay);
+
+    it('each attack agent trips exactly its own policy, every normal agent none', () => {
+      for (const attack of DEMO_ATTACK_AGENTS) {
+        expect(doc.policies.some((p) => p.id === attack.policyId)).toBe(true);
+        expect([...tripped(agents.get(attack.id) ?? [])], attack.id).toEqual([attack.policyId]);
+      }
+      for (const [id, events] of agents) {
+        if (!ATTACK_IDS.has(id)) expect([...tripped(events)], id).toEqual([]);
+      }
+    });
+
+    it('keeps every agent but the burster under its own rate baseline all day', () => {
+      const rate = policy('api-rate-spike').config as {
+        window_minutes: number;
+        baseline: { k: number; min_windows: number };
+      };
+      const windowMs = rate.window_minutes * MINUTE;
+      const op = { op: 'window_count' as const, windowMs, bucketMs: windowMs / 10, latenessMs: 5 * MINUTE, historyWindows: 48 };
+      for (const [id, events] of agents) {
+        if (id === 'agent-burst-01') continue;
+        const state = new SlidingWindowState(op.windowMs, op.bucketMs, op.latenessMs, op.historyWindows);
+        let checked = 0;
+        for (const e of events) {
+          if (!RATED_TYPES.has(e.type)) continue;
+          const { count, baseline } = state.add({ ...op, key: id, ts: timeOf(e) });
+          if (baseline === null || baseline.windows < rate.baseline.min_windows) continue;
+          checked++;
+          expect(count, `${id} at ${local(timeOf(e)).toISO()}`).toBeLessThanOrEqual(baselineLimit(baseline, rate.baseline.k));
+        }
+        if (id !== NIGHT_OWL) expect(checked, id).toBeGreaterThan(0);
+      }
+    });
+  });
+
+  describe('attacks', () => {
+    const agents = byAgent(twoHours);
+
+    it('bursts: ≥ 200 api_calls in some 5-minute window, repeated every 10 minutes', () => {
+      const burst = agents.get('agent-burst-01') ?? [];
+      expect(burst.every((e) => e.agent.name === 'claude-code')).toBe(true);
+      const calls = ratedTimes(burst, 'api_call');
+      expect(maxInSlidingWindow(calls, 5 * MINUTE)).toBeGreaterThanOrEqual(200);
+      const openai = burst.filter((e) => e.network?.domain === 'api.openai.com').map(timeOf);
+      expect(openai.filter((t) => t > START + MINUTE && t <= START + 2 * MINUTE)).toHaveLength(250);
+      // Bursts at +1, +11, …, +111 minutes: 12 in two hours.
+      expect(openai.length).toBeGreaterThanOrEqual(12 * 250);
+      // Between bursts it behaves like any other agent.
+      expect(burst.some((e) => e.type === 'resource_access')).toBe(true);
+    });
+
+    it('night owl: secrets read at 03:xx local, drip-fed about once a simulated minute', () => {
+      const owl = agents.get(NIGHT_OWL) ?? [];
+      expect(owl.length).toBeGreaterThanOrEqual(110);
+      expect(owl.length).toBeLessThanOrEqual(121);
+      const times = owl.map(timeOf);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      for (const e of owl) {
+        const t = local(timeOf(e));
+        expect(t.hasSame(local(START), 'day')).toBe(true);
+        expect(t.hour).toBe(3);
+        expect(t.minute).toBeLessThan(30);
+        expect(e.type).toBe('resource_access');
+        expect(e.agent.name).toBe('cursor');
+      }
+      expect(owl.map((e) => e.resource)).toContain('/srv/app/.env');
+      expect(owl.map((e) => e.resource)).toContain('~/.ssh/id_rsa');
+      // Its half hour of night lasts the first four simulated hours, then it stops.
+      const all = byAgent(wholeDay).get(NIGHT_OWL) ?? [];
+      expect(all.length).toBeGreaterThan(230);
+      expect(all.length).toBeLessThanOrEqual(241);
+    });
+
+    it('shadow agent: an unapproved product calling api.openai.com every ~30 s', () => {
+      const shadow = agents.get('agent-shadow-13') ?? [];
+      expect(shadow.every((e) => e.agent.name === 'shadow-gpt' && e.network?.domain === 'api.openai.com')).toBe(true);
+      expect(shadow.length).toBeGreaterThanOrEqual(200);
+      expect(shadow.length).toBeLessThanOrEqual(290);
+    });
+
+    it('exfiltration: POSTs to paste.exfil-drop.net about every 2 minutes', () => {
+      const exfil = (agents.get('agent-exfil-21') ?? []).filter((e) => e.network?.domain === 'paste.exfil-drop.net');
+      expect(exfil.length).toBeGreaterThanOrEqual(50);
+      expect(exfil.length).toBeLessThanOrEqual(72);
+      for (const e of exfil) {
+        expect(e.type).toBe('network_egress');
+        expect(e.network?.method).toBe('POST');
+        expect(e.resource).toBe('/upload');
+        expect(e.agent.name).toBe('copilot');
+      }
+    });
+
+    it('are left out with attacks: false', () => {
+      const quiet = new DemoTelemetry({ start: START, timezone: ZONE, attacks: false }).eventsUntil(START + HOUR);
+      expect(quiet.length).toBeGreaterThan(0);
+      expect(quiet.some((e) => ATTACK_IDS.has(e.agent.id))).toBe(false);
+    });
+  });
+
+  it('outside a workday leaves only the night owl', () => {
+    const saturday = DateTime.fromISO('2026-03-07T10:00', { zone: ZONE }).toMillis();
+    const events = new DemoTelemetry({ start: saturday, timezone: ZONE }).eventsUntil(saturday + HOUR);
+    expect(events.length).toBeGreaterThan(0);
+    expect(new Set(events.map((e) => e.agent.id))).toEqual(new Set([NIGHT_OWL]));
+  });
+
+  it('starts normal work at 09:00 when the simulation starts earlier', () => {
+    const early = DateTime.fromISO('2026-03-04T08:00', { zone: ZONE }).toMillis();
+    const events = new DemoTelemetry({ start: early, timezone: ZONE }).eventsUntil(early + 2 * HOUR);
+    const workers = events.filter((e) => e.agent.id !== NIGHT_OWL).map(timeOf);
+    expect(Math.min(...workers)).toBeGreaterThan(early + HOUR);
+    // The night owl's night is the same morning's, already over by 08:00.
+    const owl = events.filter((e) => e.agent.id === NIGHT_OWL).map((e) => local(timeOf(e)));
+    expect(owl.every((t) => t.toISODate() === '2026-03-04' && t.hour === 3)).toBe(true);
+  });
+
+  it('rejects bad options, naming the key', () => {
+    expect(() => new DemoTelemetry({ start: START, timezone: 'Mars/Olympus' })).toThrow(/timezone/);
+    expect(() => new DemoTelemetry({ start: START, timezone: ZONE, agents: -1 })).toThrow(/agents/);
+    expect(() => new DemoTelemetry({ start: Number.NaN, timezone: ZONE })).toThrow(/start/);
+    expect(() => new DemoTelemetry({ start: START, timezone: ZONE, seed: 1.5 })).toThrow(/seed/);
+  });
+});
+
+describe('demoStartTime', () => {
+  const at = (iso: string): number => DateTime.fromISO(iso, { zone: ZONE }).toMillis();
+  const startOf = (iso: string): string | null => local(demoStartTime(at(iso), ZONE)).toISO();
+
+  it('is 09:30 local today on a weekday, even before 09:30', () => {
+    expect(startOf('2026-03-04T14:12')).toBe('2026-03-04T09:30:00.000+01:00');
+    expect(startOf('2026-03-02T06:05')).toBe('2026-03-02T09:30:00.000+01:00');
+  });
+
+  it('falls back over a weekend to Friday', () => {
+    expect(startOf('2026-03-07T12:00')).toBe('2026-03-06T09:30:00.000+01:00');
+    expect(startOf('2026-03-08T23:59')).toBe('2026-03-06T09:30:00.000+01:00');
+    // Saturday 00:30 in Berlin is still Friday in UTC: the local date decides.
+    expect(local(demoStartTime(Date.parse('2026-03-06T23:30:00Z'), ZONE)).toISO()).toBe('2026-03-06T09:30:00.000+01:00');
+  });
+
+  it('keeps 09:30 local across the DST changes', () => {
+    // Clocks go forward on Sunday 2026-03-29 and back on Sunday 2026-10-25.
+    expect(startOf('2026-03-29T12:00')).toBe('2026-03-27T09:30:00.000+01:00');
+    expect(startOf('2026-03-30T12:00')).toBe('2026-03-30T09:30:00.000+02:00');
+    expect(demoStartTime(at('2026-03-30T12:00'), ZONE)).toBe(Date.parse('2026-03-30T07:30:00Z'));
+    expect(startOf('2026-10-25T12:00')).toBe('2026-10-23T09:30:00.000+02:00');
+    expect(startOf('2026-10-26T08:00')).toBe('2026-10-26T09:30:00.000+01:00');
+  });
+
+  it('skips the year-end holidays', () => {
+    expect(startOf('2026-12-25T12:00')).toBe('2026-12-23T09:30:00.000+01:00');
+    expect(startOf('2026-12-27T12:00')).toBe('2026-12-23T09:30:00.000+01:00');
+    expect(startOf('2027-01-01T12:00')).toBe('2026-12-30T09:30:00.000+01:00');
+    expect(startOf('2026-12-28T12:00')).toBe('2026-12-28T09:30:00.000+01:00');
+  });
+
+  it('works in other zones and rejects unknown ones', () => {
+    const tokyo = DateTime.fromMillis(demoStartTime(Date.parse('2026-03-07T01:00:00Z'), 'Asia/Tokyo'), { zone: 'Asia/Tokyo' });
+    expect(tokyo.toISO()).toBe('2026-03-06T09:30:00.000+09:00');
+    expect(() => demoStartTime(Date.now(), 'Not/AZone')).toThrow(/timezone/);
+  });
+});

@@ -1,0 +1,161 @@
+import { Command, InvalidArgumentError } from 'commander';
+import pino, { type Logger } from 'pino';
+import { AgentwatchError } from '../core/errors.js';
+import { loadPolicyFile, PolicyValidationError } from '../detectors/policy-loader.js';
+import { loadConfig, type Config } from './config.js';
+import { DemoTelemetry, DEMO_ATTACK_AGENTS, demoStartTime } from './demo/generator.js';
+import { startEmbeddedPipeline, type EmbeddedPipeline } from './pipeline.js';
+import { formatSummary, type SummarySnapshot } from './summary.js';
+
+const VERSION = '0.1.0';
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+interface RunOptions {
+  port?: string;
+  host?: string;
+  dataDir?: string;
+  policies?: string;
+  config?: string;
+  logLevel?: string;
+  demo?: boolean;
+  demoSpeed: number;
+  demoAgents: number;
+  summary: boolean;
+}
+
+function makeLogger(config: Config): Logger {
+  // Logs go to stderr as JSON lines; stdout carries the live summary.
+  return pino({ level: config.log_level, base: { service: 'agentwatch' } }, pino.destination({ fd: 2, sync: false }));
+}
+
+/** Drives the demo generator from a simulated clock; returns a stop function. */
+function startDemo(pipeline: EmbeddedPipeline, options: RunOptions, logger: Logger): () => Promise<void> {
+  const timezone = pipeline.engine().document.timezone;
+  const start = demoStartTime(Date.now(), timezone);
+  const telemetry = new DemoTelemetry({ start, timezone, agents: options.demoAgents });
+  const realStart = Date.now();
+  logger.info(
+    { timezone, simulated_start: new Date(start).toISOString(), speed: options.demoSpeed, attacks: DEMO_ATTACK_AGENTS.map((a) => a.id) },
+    'demo telemetry started',
+  );
+  let running = true;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    if (!running) return;
+    const simNow = start + (Date.now() - realStart) * options.demoSpeed;
+    const events = telemetry.eventsUntil(simNow);
+    if (events.length > 0) inFlight = pipeline.publishEvents(events);
+  }, 100);
+  return async () => {
+    running = false;
+    clearInterval(timer);
+    await inFlight;
+  };
+}
+
+async function runCommand(options: RunOptions): Promise<void> {
+  const config = loadConfig(options.config ?? process.env.AGENTWATCH_CONFIG, process.env, {
+    port: options.port,
+    host: options.host,
+    dataDir: options.dataDir,
+    policies: options.policies,
+    logLevel: options.logLevel,
+  });
+  const logger = makeLogger(config);
+  const pipeline = await startEmbeddedPipeline(config, { logger });
+  const address = await pipeline.listen();
+  const out = process.stdout;
+  out.write(`agentwatch ${VERSION} running on ${address} (embedded: in-process bus, memory state, ClickHouse in ${config.data_dir})\n`);
+  out.write(`  alerts:  curl -s ${address}/v1/alerts\n  ingest:  curl -s -XPOST ${address}/v1/events -H 'content-type: application/x-ndjson' --data-binary @events.ndjson\n`);
+  const stopDemo = options.demo === true ? startDemo(pipeline, options, logger) : undefined;
+  if (stopDemo !== undefined) out.write(`  demo:    ${options.demoAgents} normal agents + attacks (${DEMO_ATTACK_AGENTS.map((a) => a.id).join(', ')}), ${options.demoSpeed}× simulated time\n`);
+
+  let previous: SummarySnapshot = pipeline.snapshot();
+  let previousAt = Date.now();
+  const summary = options.summary
+    ? setInterval(() => {
+        const current = pipeline.snapshot();
+        const now = Date.now();
+        const line = formatSummary(previous, current, now - previousAt);
+        out.write(out.isTTY ? `\r\x1b[2K${line}` : `${line}\n`);
+        previous = current;
+        previousAt = now;
+      }, 2000)
+    : undefined;
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (summary !== undefined) clearInterval(summary);
+    if (out.isTTY) out.write('\n');
+    logger.info({ signal }, 'shutting down: finishing in-flight batches');
+    await stopDemo?.();
+    await pipeline.stop();
+    logger.info('stopped');
+    logger.flush();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/** Builds the command tree; exported for tests of `--help` and argument errors. */
+export function buildProgram(): Command {
+  const program = new Command('agentwatch')
+    .description('Streaming detection pipeline for AI-agent security telemetry')
+    .version(VERSION)
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .description('run every stage (ingest, detectors, alerting, API) in one process on embedded defaults')
+    .option('-p, --port <port>', 'HTTP port (env AGENTWATCH_PORT)', undefined)
+    .option('--host <host>', 'interface to listen on (env AGENTWATCH_HOST)', undefined)
+    .option('-d, --data-dir <dir>', 'data directory for embedded ClickHouse (env AGENTWATCH_DATA_DIR)', undefined)
+    .option('--policies <file>', 'policy document, YAML or JSON (env AGENTWATCH_POLICIES)', undefined)
+    .option('-c, --config <file>', 'config file, YAML (env AGENTWATCH_CONFIG)', undefined)
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTWATCH_LOG_LEVEL)', undefined)
+    .option('--demo', 'generate synthetic telemetry: normal agents plus injected attacks')
+    .option('--demo-speed <factor>', 'simulated seconds per real second in the demo', positiveNumber, 10)
+    .option('--demo-agents <n>', 'normal agents in the demo', positiveNumber, 48)
+    .option('--no-summary', 'do not print the live summary line')
+    .addHelpText(
+      'after',
+      '\nDefaults: port 8080, data dir ./data, policies policies/default.yaml.\nPrecedence: command line > environment > config file > defaults.',
+    )
+    .action(async (opts: RunOptions) => runCommand(opts));
+
+  const policies = program.command('policies').description('work with policy documents');
+  policies
+    .command('validate')
+    .description('validate a policy document and print every problem with its path')
+    .argument('<file>', 'policy document (YAML or JSON)')
+    .action((file: string) => {
+      const doc = loadPolicyFile(file);
+      process.stdout.write(`${file}: valid — ${doc.policies.length} policies, mode ${doc.mode}, timezone ${doc.timezone}\n`);
+    });
+  return program;
+}
+
+/** Runs the CLI; errors with a code print one clear line and exit 2. */
+export async function runCli(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof PolicyValidationError) {
+      process.stderr.write(`agentwatch: ${error.source} is not a valid policy document:\n${error.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}\n`);
+      process.exit(2);
+    }
+    if (error instanceof AgentwatchError) {
+      process.stderr.write(`agentwatch: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}

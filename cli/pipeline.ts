@@ -1,0 +1,261 @@
+import { mkdirSync, watchFile, unwatchFile } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { partitionKey, validateEvent, type AgentEvent } from '../core/event.js';
+import type { AnalyticsStore } from '../core/ports.js';
+import type { Alert, AuditRecord, DeadLetter, Verdict } from '../core/records.js';
+import { buildTopics, type Topics } from '../core/topics.js';
+import { AlertService } from '../alerting/alert-service.js';
+import { AlertingError } from '../alerting/errors.js';
+import { LogAlertSink } from '../alerting/sinks/log-sink.js';
+import { buildApp } from '../api/app.js';
+import { ApiError } from '../api/errors.js';
+import { PolicyEngine } from '../detectors/engine.js';
+import { loadPolicyFile } from '../detectors/policy-loader.js';
+import { defaultRegistry } from '../detectors/registry.js';
+import { MemoryStateStore } from '../detectors/state/memory/memory-store.js';
+import { DetectionWorker } from '../detectors/worker.js';
+import { InProcessBus } from '../ingest/bus/in-process-bus.js';
+import { registerEventIngest, type IngestStats } from '../ingest/http-ingest.js';
+import { BatchWriter } from '../storage/batch-writer.js';
+import { ClickHouseAnalyticsStore } from '../storage/clickhouse/analytics-store.js';
+import { createClickHouseClient, type ClickHouseClient } from '../storage/clickhouse/client.js';
+import { applyMigrations } from '../storage/clickhouse/migrations.js';
+import type { Config } from './config.js';
+import type { SummarySnapshot } from './summary.js';
+
+/** Everything `agentwatch run` starts, in one process. */
+export interface EmbeddedPipeline {
+  app: FastifyInstance;
+  bus: InProcessBus;
+  topics: Topics;
+  store: AnalyticsStore;
+  /** The ClickHouse client (embedded engine or server) behind the store. */
+  clickhouse: ClickHouseClient;
+  worker: DetectionWorker;
+  alerts: AlertService;
+  ingestStats: IngestStats;
+  /** Validates and publishes events straight onto the bus (used by the demo generator). */
+  publishEvents(inputs: readonly unknown[]): Promise<{ accepted: number; rejected: number }>;
+  /** Resolves when everything published so far is judged and stored. */
+  settle(): Promise<void>;
+  engine(): PolicyEngine;
+  /** Re-reads the policy file; an invalid file is rejected and the running policy stays in force. */
+  reloadPolicies(): boolean;
+  snapshot(): SummarySnapshot;
+  /** Listening address once `listen` resolved. */
+  listen(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Watch the policy file and reload on change. @default true */
+  watchPolicies?: boolean;
+  clock?: () => number;
+}
+
+/**
+ * The composition root of the embedded deployment: the only place that wires
+ * adapters (in-process bus, memory state, ClickHouse) to the stages.
+ */
+export async function startEmbeddedPipeline(config: Config, options: StartOptions): Promise<EmbeddedPipeline> {
+  const { logger } = options;
+  const clock = options.clock ?? Date.now;
+  const log = (module: string) => logger.child({ module });
+
+  // Policies first: a bad document stops start-up before anything is opened.
+  const policyPath = path.resolve(config.policies);
+  let engine = new PolicyEngine(loadPolicyFile(policyPath), defaultRegistry);
+  log('detectors').info({ policies: engine.policies.length, mode: engine.mode, version: engine.version, file: policyPath }, 'policies loaded');
+
+  mkdirSync(config.data_dir, { recursive: true });
+  const client = createClickHouseClient({
+    url: config.clickhouse.url,
+    username: config.clickhouse.username,
+    password: config.clickhouse.password,
+    database: config.clickhouse.database,
+    dataDir: path.resolve(config.data_dir),
+  });
+  await applyMigrations(client, config.clickhouse.database);
+  const store = new ClickHouseAnalyticsStore(client, config.clickhouse.database);
+  log('storage').info({ engine: config.clickhouse.url === undefined ? 'embedded chdb' : 'server', database: config.clickhouse.database }, 'analytics store ready');
+
+  const storageLog = log('storage');
+  const writer = <T>(name: string, insert: (rows: readonly T[]) => Promise<void>, coalesceKey?: (row: T) => string) =>
+    new BatchWriter<T>({
+      name,
+      insert,
+      maxRows: config.storage.batch_rows,
+      maxDelayMs: config.storage.batch_delay_ms,
+      ...(coalesceKey === undefined ? {} : { coalesceKey }),
+      onError: (error: unknown, attempt: number) => storageLog.error({ err: error, table: name, attempt }, 'insert failed; retrying'),
+    });
+  const eventsWriter = writer<AgentEvent>('events', (rows) => store.insertEvents(rows));
+  const verdictsWriter = writer<Verdict>('verdicts', (rows) => store.insertVerdicts(rows));
+  const auditWriter = writer<AuditRecord>('audit_log', (rows) => store.insertAudit(rows));
+  const deadLetterWriter = writer<DeadLetter>('dead_letters', (rows) => store.insertDeadLetters(rows));
+  const alertsWriter = writer<Alert>('alerts', (rows) => store.upsertAlerts(rows), (a) => a.alert_id);
+  const writers = [eventsWriter, verdictsWriter, auditWriter, deadLetterWriter, alertsWriter];
+
+  const topics = buildTopics();
+  const busLog = log('bus');
+  const bus = new InProcessBus({
+    partitions: config.bus.partitions,
+    onHandlerError: (error, topic, partition) => busLog.error({ err: error, topic, partition }, 'batch handler failed; redelivering'),
+  });
+  const state = new MemoryStateStore();
+  const sweep = setInterval(() => state.sweep(), 60_000);
+  sweep.unref();
+
+  const worker = new DetectionWorker({
+    bus,
+    topics,
+    state,
+    engine: () => engine,
+    logger: log('detectors'),
+    auditHeads: await store.auditChainHeads(),
+    sinks: {
+      events: (rows) => eventsWriter.add(rows),
+      verdicts: (rows) => verdictsWriter.add(rows),
+      audit: (rows) => auditWriter.add(rows),
+    },
+    clock,
+  });
+  const alerts = new AlertService({
+    bus,
+    topics,
+    activeAlerts: await store.loadActiveAlerts(),
+    persist: (rows) => alertsWriter.add(rows),
+    flush: () => alertsWriter.flush(),
+    sinks: [new LogAlertSink(log('alerting'))],
+    logger: log('alerting'),
+    clock,
+  });
+  await worker.start();
+  await alerts.start();
+
+  const ingestStats: IngestStats = { received: 0, accepted: 0, rejected: 0, requests: 0 };
+  const publish = (events: readonly AgentEvent[]) =>
+    bus.publish(
+      topics.events,
+      events.map((e) => ({ key: partitionKey(e.tenant, e.agent.id), value: e })),
+    );
+
+  let ready = false;
+  const app = buildApp({
+    logger: log('api'),
+    bodyLimit: config.ingest.body_limit,
+    health: () => ({ events: worker.stats.events, open_alerts: alerts.openAlerts(), policy_version: engine.version }),
+    ready: () => ready,
+    alerts: {
+      list: async (filter) => {
+        await alertsWriter.flush();
+        return store.listAlerts(filter);
+      },
+      get: async (id) => {
+        await alertsWriter.flush();
+        return store.getAlert(id);
+      },
+      acknowledge: (id, by) => alertTransition(id, () => alerts.acknowledge(id, by)),
+      resolve: (id) => alertTransition(id, () => alerts.resolve(id)),
+    },
+  });
+  async function alertTransition(id: string, change: () => Promise<Alert>): Promise<Alert> {
+    try {
+      return await change();
+    } catch (error) {
+      if (!(error instanceof AlertingError) || error.code !== 'AW_ALERTING_NOT_FOUND') throw error;
+      await alertsWriter.flush();
+      const stored = await store.getAlert(id);
+      if (stored === null) throw new ApiError('AW_API_NOT_FOUND', `no alert ${id}`);
+      throw new ApiError('AW_API_CONFLICT', `alert ${id} is ${stored.status}; only open or acknowledged alerts can change`);
+    }
+  }
+  await registerEventIngest(app, {
+    accept: publish,
+    deadLetter: (rows) => deadLetterWriter.add(rows),
+    maxEventBytes: config.ingest.max_event_bytes,
+    bodyLimit: config.ingest.body_limit,
+    stats: ingestStats,
+    clock,
+  });
+
+  const detectorsLog = log('detectors');
+  function reloadPolicies(): boolean {
+    try {
+      const next = new PolicyEngine(loadPolicyFile(policyPath), defaultRegistry);
+      if (next.version !== engine.version) {
+        engine = next;
+        detectorsLog.info({ version: next.version, policies: next.policies.length, mode: next.mode }, 'policies reloaded');
+      }
+      return true;
+    } catch (error) {
+      detectorsLog.error({ err: error, file: policyPath }, `policy file rejected; the running policy (${engine.version}) stays in force`);
+      return false;
+    }
+  }
+  const watching = options.watchPolicies ?? true;
+  if (watching) watchFile(policyPath, { interval: 1000 }, () => reloadPolicies());
+
+  async function publishEvents(inputs: readonly unknown[]) {
+    const good: AgentEvent[] = [];
+    const bad: DeadLetter[] = [];
+    for (const input of inputs) {
+      const r = validateEvent(input);
+      if (r.ok) good.push(r.event);
+      else bad.push({ id: crypto.randomUUID(), received_at: clock(), source: 'demo', reason: r.reason, raw: JSON.stringify(input).slice(0, 4096), raw_bytes: 0 });
+    }
+    if (bad.length > 0) deadLetterWriter.add(bad);
+    if (good.length > 0) await publish(good);
+    return { accepted: good.length, rejected: bad.length };
+  }
+
+  let stopped = false;
+  return {
+    app,
+    bus,
+    topics,
+    store,
+    clickhouse: client,
+    worker,
+    alerts,
+    ingestStats,
+    publishEvents,
+    engine: () => engine,
+    reloadPolicies,
+    async settle() {
+      await bus.drained();
+      await Promise.all(writers.map((w) => w.flush()));
+    },
+    snapshot: () => ({
+      events: worker.stats.events,
+      verdicts: worker.stats.verdicts,
+      openAlerts: alerts.openAlerts(),
+      deadLetters: ingestStats.rejected,
+      decisions: { ...worker.stats.decisions },
+    }),
+    async listen() {
+      const address = await app.listen({ port: config.port, host: config.host });
+      ready = true;
+      return address;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      ready = false;
+      if (watching) unwatchFile(policyPath);
+      clearInterval(sweep);
+      await app.close();
+      // Finish what is in flight: judge queued events, then make every row durable.
+      await bus.drained();
+      await worker.stop();
+      await alerts.stop();
+      await bus.close();
+      for (const w of writers) await w.close();
+      await store.close();
+      await state.close();
+    },
+  };
+}

@@ -1,0 +1,539 @@
+import { Decisions, PolicyActions, Severities } from '../../core/decision.js';
+import { EventTypes, type AgentEvent } from '../../core/event.js';
+import type { AlertFilter, AnalyticsStore, VerdictFilter } from '../../core/ports.js';
+import {
+  AlertStatuses,
+  type Alert,
+  type AuditRecord,
+  type DeadLetter,
+  type Evidence,
+  type Page,
+  type Verdict,
+} from '../../core/records.js';
+import { StorageError } from '../errors.js';
+import { assertIdentifier, toStorageError, type ClickHouseClient } from './client.js';
+import { applyMigrations, type MigrationReport } from './migrations.js';
+
+/** Options of {@link ClickHouseAnalyticsStore}. */
+export interface ClickHouseAnalyticsStoreOptions {
+  /**
+   * Folder of the SQL migrations `migrate()` applies.
+   * @default `<package root>/infra/clickhouse`
+   */
+  migrationsDir?: string;
+  /**
+   * Whether `close()` closes the client. Turn off when the client is shared
+   * (tests share one embedded engine per process).
+   * @default true
+   */
+  closeClient?: boolean;
+}
+
+/** Largest page `listAlerts` and `listVerdicts` return; a guard against unbounded reads, not a UX limit. */
+export const MAX_LIST_LIMIT = 10_000;
+
+const ENGINE_ENUMS = {
+  severity: Severities,
+  action: PolicyActions,
+  decision: Decisions,
+  mode: ['monitoring', 'strict'] as const,
+  event_type: EventTypes,
+  status: AlertStatuses,
+};
+
+// Times leave ClickHouse as epoch-ms integers under distinct aliases: an alias
+// named like its column would shadow the column in WHERE and ORDER BY.
+const ALERT_COLUMNS = `alert_id, tenant, policy_id, policy_type, agent_id, severity, status, count,
+  toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms,
+  title, reason, verdict_ids, evidence, atlas, toUnixTimestamp64Milli(updated_at) AS updated_at_ms,
+  acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms`;
+
+const VERDICT_COLUMNS = `verdict_id, event_id, toUnixTimestamp64Milli(time) AS time_ms, tenant, agent_id, agent_name,
+  event_type, policy_id, policy_type, severity, action, decision, would_decide, mode, reason, evidence, atlas, late`;
+
+/** 64-bit integers arrive as JSON strings from a server (output_format_json_quote_64bit_integers=1), numbers from chdb. */
+type Int64Json = number | string;
+
+interface AlertRow {
+  alert_id: string;
+  tenant: string;
+  policy_id: string;
+  policy_type: string;
+  agent_id: string;
+  severity: string;
+  status: string;
+  count: Int64Json;
+  first_seen_ms: Int64Json;
+  last_seen_ms: Int64Json;
+  title: string;
+  reason: string;
+  verdict_ids: string[];
+  evidence: string;
+  atlas: string[];
+  updated_at_ms: Int64Json;
+  acknowledged_by: string;
+  resolved_at_ms: Int64Json;
+}
+
+interface VerdictRow {
+  verdict_id: string;
+  event_id: string;
+  time_ms: Int64Json;
+  tenant: string;
+  agent_id: string;
+  agent_name: string;
+  event_type: string;
+  policy_id: string;
+  policy_type: string;
+  severity: string;
+  action: string;
+  decision: string;
+  would_decide: string;
+  mode: string;
+  reason: string;
+  evidence: string;
+  atlas: string[];
+  late: boolean | number;
+}
+
+/**
+ * {@link AnalyticsStore} on ClickHouse (server or embedded chdb). Every value
+ * from callers travels as a `{name:Type}` query parameter; the validated
+ * database name is the only text spliced into SQL. Reads of replacing tables
+ * use FINAL so replayed and superseded rows never show.
+ */
+export class ClickHouseAnalyticsStore implements AnalyticsStore {
+  readonly #client: ClickHouseClient;
+  readonly #db: string;
+  readonly #options: ClickHouseAnalyticsStoreOptions;
+
+  /** @throws StorageError `AW_STORAGE_INVALID_CONFIG` when `database` is not a plain identifier. */
+  constructor(client: ClickHouseClient, database: string, options: ClickHouseAnalyticsStoreOptions = {}) {
+    this.#client = client;
+    this.#db = assertIdentifier(database);
+    this.#options = { ...options };
+  }
+
+  /** Applies pending migrations; see {@link applyMigrations}. */
+  async migrate(): Promise<void> {
+    await this.applyMigrations();
+  }
+
+  /** Like {@link migrate}, reporting which versions were applied. */
+  applyMigrations(): Promise<MigrationReport> {
+    return applyMigrations(this.#client, this.#db, this.#options.migrationsDir === undefined ? {} : { dir: this.#options.migrationsDir });
+  }
+
+  insertEvents(events: readonly AgentEvent[]): Promise<void> {
+    return this.#insert('events', events.map(eventToRow));
+  }
+
+  insertVerdicts(verdicts: readonly Verdict[]): Promise<void> {
+    return this.#insert('verdicts', verdicts.map(verdictToRow));
+  }
+
+  insertAudit(rows: readonly AuditRecord[]): Promise<void> {
+    return this.#insert('audit_log', rows.map(auditToRow));
+  }
+
+  upsertAlerts(alerts: readonly Alert[]): Promise<void> {
+    return this.#insert('alerts', alerts.map(alertToRow));
+  }
+
+  insertDeadLetters(rows: readonly DeadLetter[]): Promise<void> {
+    return this.#insert('dead_letters', rows.map(deadLetterToRow));
+  }
+
+  /**
+   * Alerts matching every given filter, newest activity first (`last_seen`
+   * DESC, then `alert_id` DESC), one page at a time. `from`/`to` select alerts
+   * whose activity span `[first_seen, last_seen]` overlaps `[from, to)`.
+   * Keyset pagination: `next_cursor` encodes the last row's sort key, so pages
+   * do not shift when new alerts arrive.
+   *
+   * @throws StorageError `AW_STORAGE_INVALID_FILTER` for a bad limit, `AW_STORAGE_INVALID_CURSOR` for a bad cursor.
+   */
+  async listAlerts(filter: AlertFilter): Promise<Page<Alert>> {
+    const limit = checkLimit(filter.limit);
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: limit + 1 };
+    const equal = (column: keyof AlertFilter & keyof Alert, value: string | undefined): void => {
+      if (value === undefined) return;
+      where.push(`${column} = {${column}:String}`);
+      params[column] = value;
+    };
+    equal('tenant', filter.tenant);
+    equal('status', filter.status);
+    equal('policy_id', filter.policy_id);
+    equal('policy_type', filter.policy_type);
+    equal('agent_id', filter.agent_id);
+    equal('severity', filter.severity);
+    if (filter.from !== undefined) {
+      where.push(`last_seen >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')`);
+      params.from = checkTime(filter.from, 'from');
+    }
+    if (filter.to !== undefined) {
+      where.push(`first_seen < fromUnixTimestamp64Milli({to:Int64}, 'UTC')`);
+      params.to = checkTime(filter.to, 'to');
+    }
+    if (filter.cursor !== undefined && filter.cursor !== null) {
+      const after = decodeAlertCursor(filter.cursor);
+      where.push(`(last_seen, alert_id) < (fromUnixTimestamp64Milli({cursor_last_seen:Int64}, 'UTC'), {cursor_alert_id:String})`);
+      params.cursor_last_seen = after.last_seen;
+      params.cursor_alert_id = after.alert_id;
+    }
+    const rows = await this.#select<AlertRow>(
+      `SELECT ${ALERT_COLUMNS} FROM ${this.#db}.alerts FINAL
+       ${whereClause(where)}
+       ORDER BY last_seen DESC, alert_id DESC
+       LIMIT {limit:UInt32}`,
+      params,
+      'listing alerts',
+    );
+    const items = rows.slice(0, limit).map(rowToAlert);
+    const last = items[items.length - 1];
+    const next_cursor = rows.length > limit && last !== undefined ? encodeAlertCursor(last) : null;
+    return { items, next_cursor };
+  }
+
+  /** The current version of one alert; `tenant`, when given, must match too. */
+  async getAlert(alertId: string, tenant?: string): Promise<Alert | null> {
+    const where = ['alert_id = {alert_id:String}'];
+    const params: Record<string, unknown> = { alert_id: alertId };
+    if (tenant !== undefined) {
+      where.push('tenant = {tenant:String}');
+      params.tenant = tenant;
+    }
+    const rows = await this.#select<AlertRow>(
+      `SELECT ${ALERT_COLUMNS} FROM ${this.#db}.alerts FINAL ${whereClause(where)} ORDER BY updated_at DESC LIMIT 1`,
+      params,
+      'reading an alert',
+    );
+    const row = rows[0];
+    return row === undefined ? null : rowToAlert(row);
+  }
+
+  /** Open and acknowledged alerts of every tenant, ordered by tenant and id. */
+  async loadActiveAlerts(): Promise<Alert[]> {
+    // FINAL applies before WHERE, so an alert whose newest version is resolved
+    // is excluded even though older open versions may still sit unmerged.
+    const rows = await this.#select<AlertRow>(
+      `SELECT ${ALERT_COLUMNS} FROM ${this.#db}.alerts FINAL WHERE status != 'resolved' ORDER BY tenant, alert_id`,
+      {},
+      'loading active alerts',
+    );
+    return rows.map(rowToAlert);
+  }
+
+  /** Verdicts matching every given filter, newest first; `from`/`to` bound event time as `[from, to)`. */
+  async listVerdicts(filter: VerdictFilter): Promise<Verdict[]> {
+    const limit = checkLimit(filter.limit);
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit };
+    const equal = (column: keyof VerdictFilter & keyof Verdict, value: string | undefined): void => {
+      if (value === undefined) return;
+      where.push(`${column} = {${column}:String}`);
+      params[column] = value;
+    };
+    equal('tenant', filter.tenant);
+    equal('agent_id', filter.agent_id);
+    equal('policy_id', filter.policy_id);
+    equal('decision', filter.decision);
+    if (filter.from !== undefined) {
+      where.push(`time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')`);
+      params.from = checkTime(filter.from, 'from');
+    }
+    if (filter.to !== undefined) {
+      where.push(`time < fromUnixTimestamp64Milli({to:Int64}, 'UTC')`);
+      params.to = checkTime(filter.to, 'to');
+    }
+    const rows = await this.#select<VerdictRow>(
+      `SELECT ${VERDICT_COLUMNS} FROM ${this.#db}.verdicts FINAL
+       ${whereClause(where)}
+       ORDER BY time DESC, verdict_id DESC
+       LIMIT {limit:UInt32}`,
+      params,
+      'listing verdicts',
+    );
+    return rows.map(rowToVerdict);
+  }
+
+  /** Highest-`seq` audit row per tenant, as `{ seq, hash }`. */
+  async auditChainHeads(): Promise<Map<string, { seq: number; hash: string }>> {
+    const rows = await this.#select<{ tenant: string; seq: Int64Json; hash: string }>(
+      `SELECT tenant, seq, hash FROM ${this.#db}.audit_log FINAL ORDER BY tenant, seq DESC LIMIT 1 BY tenant`,
+      {},
+      'reading audit chain heads',
+    );
+    return new Map(rows.map((row) => [row.tenant, { seq: toInteger(row.seq, 'audit_log.seq'), hash: row.hash }]));
+  }
+
+  async close(): Promise<void> {
+    if (this.#options.closeClient ?? true) await this.#client.close();
+  }
+
+  async #insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.#client.insert({ table: `${this.#db}.${table}`, values: rows, format: 'JSONEachRow' });
+    } catch (cause) {
+      throw toStorageError('AW_STORAGE_INSERT_FAILED', `inserting ${rows.length} row(s) into ${table}`, cause);
+    }
+  }
+
+  async #select<R>(query: string, params: Record<string, unknown>, what: string): Promise<R[]> {
+    try {
+      const result = await this.#client.query({ query, query_params: params, format: 'JSONEachRow' });
+      return await result.json<R>();
+    } catch (cause) {
+      throw toStorageError('AW_STORAGE_QUERY_FAILED', what, cause);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- rows in
+
+/**
+ * Flattens an event into an `events` row. `content` is dropped (prompts and
+ * responses are not stored); absent optional text becomes '' so the columns
+ * need no Nullable; attribute values become strings for the Map column.
+ */
+export function eventToRow(event: AgentEvent): Record<string, unknown> {
+  return {
+    event_id: event.event_id,
+    time: event.time,
+    tenant: event.tenant,
+    agent_id: event.agent.id,
+    agent_name: event.agent.name ?? '',
+    agent_type: event.agent.type ?? '',
+    agent_version: event.agent.version ?? '',
+    type: event.type,
+    action: event.action ?? '',
+    resource: event.resource ?? '',
+    source_ip: event.source?.ip ?? '',
+    source_host: event.source?.host ?? '',
+    source_user: event.source?.user ?? '',
+    tool_name: event.tool?.name ?? '',
+    tool_server: event.tool?.server ?? '',
+    tool_version: event.tool?.version ?? '',
+    mcp_server_id: event.mcp?.server_id ?? '',
+    mcp_url: event.mcp?.url ?? '',
+    mcp_trust_score: event.mcp?.trust_score ?? null,
+    mcp_tools: event.mcp?.tools ?? [],
+    mcp_capabilities: event.mcp?.capabilities ?? [],
+    capabilities: event.capabilities ?? [],
+    key_fingerprint: event.key?.fingerprint ?? '',
+    key_algorithm: event.key?.algorithm ?? '',
+    network_domain: event.network?.domain ?? '',
+    network_url: event.network?.url ?? '',
+    network_method: event.network?.method ?? '',
+    network_ip: event.network?.ip ?? '',
+    network_port: event.network?.port ?? null,
+    outcome: event.outcome ?? '',
+    duration_ms: event.duration_ms ?? null,
+    attributes: Object.fromEntries(Object.entries(event.attributes ?? {}).map(([key, value]) => [key, String(value)])),
+  };
+}
+
+// Records are copied field by field rather than spread: a caller's object may
+// carry extra runtime properties, which a strict server would refuse as
+// unknown columns. Times go in as epoch-ms integers (DateTime64(3) ticks).
+
+function verdictToRow(v: Verdict): Record<string, unknown> {
+  return {
+    verdict_id: v.verdict_id,
+    event_id: v.event_id,
+    time: v.time,
+    tenant: v.tenant,
+    agent_id: v.agent_id,
+    agent_name: v.agent_name,
+    event_type: v.event_type,
+    policy_id: v.policy_id,
+    policy_type: v.policy_type,
+    severity: v.severity,
+    action: v.action,
+    decision: v.decision,
+    would_decide: v.would_decide,
+    mode: v.mode,
+    reason: v.reason,
+    evidence: JSON.stringify(v.evidence),
+    atlas: v.atlas,
+    late: v.late,
+  };
+}
+
+function auditToRow(a: AuditRecord): Record<string, unknown> {
+  return {
+    event_id: a.event_id,
+    time: a.time,
+    tenant: a.tenant,
+    agent_id: a.agent_id,
+    event_type: a.event_type,
+    decision: a.decision,
+    would_decide: a.would_decide,
+    mode: a.mode,
+    matched_policies: a.matched_policies,
+    verdict_ids: a.verdict_ids,
+    policy_version: a.policy_version,
+    evaluated_at: a.evaluated_at,
+    seq: a.seq,
+    prev_hash: a.prev_hash,
+    hash: a.hash,
+  };
+}
+
+function alertToRow(a: Alert): Record<string, unknown> {
+  return {
+    alert_id: a.alert_id,
+    tenant: a.tenant,
+    policy_id: a.policy_id,
+    policy_type: a.policy_type,
+    agent_id: a.agent_id,
+    severity: a.severity,
+    status: a.status,
+    count: a.count,
+    first_seen: a.first_seen,
+    last_seen: a.last_seen,
+    title: a.title,
+    reason: a.reason,
+    verdict_ids: a.verdict_ids,
+    evidence: JSON.stringify(a.evidence),
+    atlas: a.atlas,
+    updated_at: a.updated_at,
+    acknowledged_by: a.acknowledged_by,
+    resolved_at: a.resolved_at,
+  };
+}
+
+function deadLetterToRow(d: DeadLetter): Record<string, unknown> {
+  return { id: d.id, received_at: d.received_at, source: d.source, reason: d.reason, raw: d.raw, raw_bytes: d.raw_bytes };
+}
+
+// ---------------------------------------------------------------- rows out
+
+function rowToAlert(row: AlertRow): Alert {
+  return {
+    alert_id: row.alert_id,
+    tenant: row.tenant,
+    policy_id: row.policy_id,
+    policy_type: row.policy_type,
+    agent_id: row.agent_id,
+    severity: oneOf(ENGINE_ENUMS.severity, row.severity, 'alerts.severity'),
+    status: oneOf(ENGINE_ENUMS.status, row.status, 'alerts.status'),
+    count: toInteger(row.count, 'alerts.count'),
+    first_seen: toInteger(row.first_seen_ms, 'alerts.first_seen'),
+    last_seen: toInteger(row.last_seen_ms, 'alerts.last_seen'),
+    title: row.title,
+    reason: row.reason,
+    verdict_ids: row.verdict_ids,
+    evidence: parseEvidence(row.evidence, 'alerts.evidence'),
+    atlas: row.atlas,
+    updated_at: toInteger(row.updated_at_ms, 'alerts.updated_at'),
+    acknowledged_by: row.acknowledged_by,
+    resolved_at: toInteger(row.resolved_at_ms, 'alerts.resolved_at'),
+  };
+}
+
+function rowToVerdict(row: VerdictRow): Verdict {
+  return {
+    verdict_id: row.verdict_id,
+    event_id: row.event_id,
+    time: toInteger(row.time_ms, 'verdicts.time'),
+    tenant: row.tenant,
+    agent_id: row.agent_id,
+    agent_name: row.agent_name,
+    event_type: oneOf(ENGINE_ENUMS.event_type, row.event_type, 'verdicts.event_type'),
+    policy_id: row.policy_id,
+    policy_type: row.policy_type,
+    severity: oneOf(ENGINE_ENUMS.severity, row.severity, 'verdicts.severity'),
+    action: oneOf(ENGINE_ENUMS.action, row.action, 'verdicts.action'),
+    decision: oneOf(ENGINE_ENUMS.decision, row.decision, 'verdicts.decision'),
+    would_decide: oneOf(ENGINE_ENUMS.decision, row.would_decide, 'verdicts.would_decide'),
+    mode: oneOf(ENGINE_ENUMS.mode, row.mode, 'verdicts.mode'),
+    reason: row.reason,
+    evidence: parseEvidence(row.evidence, 'verdicts.evidence'),
+    atlas: row.atlas,
+    late: row.late === true || row.late === 1,
+  };
+}
+
+function toInteger(value: Int64Json, column: string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n)) throw badRow(column, value);
+  return n;
+}
+
+function oneOf<const T extends readonly string[]>(allowed: T, value: string, column: string): T[number] {
+  if (!allowed.includes(value)) throw badRow(column, value);
+  return value as T[number];
+}
+
+function parseEvidence(json: string, column: string): Evidence {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw badRow(column, json);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw badRow(column, json);
+  for (const value of Object.values(parsed)) {
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw badRow(column, json);
+  }
+  return parsed as Evidence;
+}
+
+function badRow(column: string, value: unknown): StorageError {
+  return new StorageError('AW_STORAGE_BAD_ROW', `unexpected value in ${column}: ${JSON.stringify(value)?.slice(0, 200)}`);
+}
+
+// ---------------------------------------------------------------- filters and cursors
+
+function whereClause(conditions: readonly string[]): string {
+  return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+}
+
+function checkLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw new StorageError('AW_STORAGE_INVALID_FILTER', `limit must be an integer from 1 to ${MAX_LIST_LIMIT} (got ${limit})`);
+  }
+  return limit;
+}
+
+/** Same bounds as event times (core/event.ts), which DateTime64(3) holds exactly. */
+function checkTime(ms: number, key: string): number {
+  if (!Number.isInteger(ms) || ms < 0 || ms > 253_402_300_799_999) {
+    throw new StorageError('AW_STORAGE_INVALID_FILTER', `${key} must be epoch milliseconds between 0 and 253402300799999 (got ${ms})`);
+  }
+  return ms;
+}
+
+const CURSOR_VERSION = 1;
+
+/**
+ * Opaque cursor after `alert`: base64url of `[version, last_seen, alert_id]`.
+ * The version lets the encoding change without misreading old cursors.
+ */
+export function encodeAlertCursor(alert: Pick<Alert, 'last_seen' | 'alert_id'>): string {
+  return Buffer.from(JSON.stringify([CURSOR_VERSION, alert.last_seen, alert.alert_id]), 'utf8').toString('base64url');
+}
+
+/** Inverse of {@link encodeAlertCursor}; throws `AW_STORAGE_INVALID_CURSOR` for anything it did not produce. */
+export function decodeAlertCursor(cursor: string): { last_seen: number; alert_id: string } {
+  let parsed: unknown;
+  try {
+    parsed = /^[A-Za-z0-9_-]+$/.test(cursor) ? JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    Array.isArray(parsed) &&
+    parsed.length === 3 &&
+    parsed[0] === CURSOR_VERSION &&
+    Number.isSafeInteger(parsed[1]) &&
+    (parsed[1] as number) >= 0 &&
+    typeof parsed[2] === 'string'
+  ) {
+    return { last_seen: parsed[1] as number, alert_id: parsed[2] };
+  }
+  throw new StorageError('AW_STORAGE_INVALID_CURSOR', 'cursor is not one returned by listAlerts');
+}
