@@ -17,7 +17,6 @@ export interface MemoryStateStoreOptions {
  */
 export class MemoryStateStore implements StateStore {
   private readonly windows = new Map<string, SlidingWindowState>();
-  private readonly touched = new Map<string, number>();
   private readonly idleTtlMs: number;
 
   constructor(options: MemoryStateStoreOptions = {}) {
@@ -28,8 +27,7 @@ export class MemoryStateStore implements StateStore {
     const results: StateResult[] = new Array<StateResult>(ops.length);
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i] as StateOp;
-      results[i] = this.windowCount(op);
-      this.touched.set(op.key, now);
+      results[i] = this.windowCount(op, now);
     }
     return results;
   }
@@ -38,7 +36,7 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(this.applyStateOpsSync(ops));
   }
 
-  private windowCount(op: StateOp): StateResult {
+  private windowCount(op: StateOp, now: number): StateResult {
     let state = this.windows.get(op.key);
     if (
       state === undefined ||
@@ -51,15 +49,15 @@ export class MemoryStateStore implements StateStore {
       state = new SlidingWindowState(op.windowMs, op.bucketMs, op.latenessMs, op.historyWindows);
       this.windows.set(op.key, state);
     }
+    state.touchedAt = now;
     return state.add(op);
   }
 
   /** Drops keys idle longer than the TTL; returns how many were dropped. */
   sweep(now = Date.now()): number {
     let dropped = 0;
-    for (const [key, at] of this.touched) {
-      if (now - at > this.idleTtlMs) {
-        this.touched.delete(key);
+    for (const [key, state] of this.windows) {
+      if (now - state.touchedAt > this.idleTtlMs) {
         this.windows.delete(key);
         dropped++;
       }
@@ -74,7 +72,6 @@ export class MemoryStateStore implements StateStore {
 
   close(): Promise<void> {
     this.windows.clear();
-    this.touched.clear();
     return Promise.resolve();
   }
 }

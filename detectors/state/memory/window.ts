@@ -1,5 +1,5 @@
 import type { WindowCountOp, WindowCountResult, BaselineStats } from '../../../core/state.js';
-import { robustStats } from '../../baseline.js';
+import { SortedWindow } from '../../sorted-window.js';
 
 /**
  * In-memory sliding event-time window with a fixed ring of buckets.
@@ -16,8 +16,10 @@ export class SlidingWindowState {
   // Tumbling-window history for baselines.
   private currentWindow = Number.NaN;
   private currentCount = 0;
-  private readonly history: number[] = [];
+  private readonly history: SortedWindow;
   private stats: BaselineStats = { windows: 0, median: 0, mad: 0 };
+  /** Wall-clock time of the last operation, for idle expiry. */
+  touchedAt = 0;
 
   constructor(
     readonly windowMs: number,
@@ -28,6 +30,7 @@ export class SlidingWindowState {
     const size = Math.ceil((windowMs + latenessMs) / bucketMs) + 1;
     this.bucketIds = new Float64Array(size).fill(Number.NaN);
     this.counts = new Uint32Array(size);
+    this.history = new SortedWindow(Math.max(historyWindows, 1));
   }
 
   add(op: WindowCountOp): WindowCountResult {
@@ -66,11 +69,9 @@ export class SlidingWindowState {
       this.currentCount++;
     } else if (window > this.currentWindow) {
       // Close the current window and record idle windows in between as zeros.
-      const idle = Math.min(window - this.currentWindow - 1, this.historyWindows);
       this.history.push(this.currentCount);
-      for (let i = 0; i < idle; i++) this.history.push(0);
-      if (this.history.length > this.historyWindows) this.history.splice(0, this.history.length - this.historyWindows);
-      this.stats = robustStats(this.history);
+      this.history.pushRepeated(0, window - this.currentWindow - 1);
+      this.stats = this.history.stats();
       this.currentWindow = window;
       this.currentCount = 1;
     }
