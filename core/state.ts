@@ -19,6 +19,17 @@
 export interface WindowCountOp {
   op: 'window_count';
   key: string;
+  /**
+   * Where the event sits on the bus: its partition and offset (-1 when it did not
+   * come from a partitioned log). One agent's keys only ever see one partition, so
+   * a key remembers the newest (partition, offset) applied and treats an operation
+   * at or below it as a replay: it changes nothing and returns the result it gave
+   * the first time (kept until the partition's committed offset passes it).
+   */
+  partition: number;
+  offset: number;
+  /** The partition's committed offset when the batch started; stored replay results below it may be dropped. */
+  committedOffset: number;
   ts: number;
   windowMs: number;
   bucketMs: number;

@@ -103,8 +103,17 @@ export interface BatchOutcome {
   outcomes: EventOutcome[];
 }
 
+/** Where a batch came from on the bus, so state operations can be applied once per event. */
+export interface BatchPosition {
+  partition: number;
+  /** Offset of each event, parallel to the events array. */
+  offsets: readonly number[];
+  /** The partition's committed offset when the batch was delivered. */
+  committedOffset: number;
+}
+
 /** Step 1: every applicable policy plans its state operations for every event of the batch. */
-export function planBatch(engine: PolicyEngine, events: readonly AgentEvent[]): BatchPlan {
+export function planBatch(engine: PolicyEngine, events: readonly AgentEvent[], position?: BatchPosition): BatchPlan {
   const ops: StateOp[] = [];
   const entries: PlanEntry[] = [];
   const scratch: CompiledPolicy[] = [];
@@ -115,6 +124,15 @@ export function planBatch(engine: PolicyEngine, events: readonly AgentEvent[]): 
     for (const p of scratch) {
       const opStart = ops.length;
       p.type.plan?.(event, p.compiled, p.policy, ops);
+      if (position !== undefined) {
+        const offset = position.offsets[i] ?? -1;
+        for (let k = opStart; k < ops.length; k++) {
+          const op = ops[k] as StateOp;
+          op.partition = position.partition;
+          op.offset = offset;
+          op.committedOffset = position.committedOffset;
+        }
+      }
       entries.push({ event: i, policy: p, opStart, opCount: ops.length - opStart });
     }
   }
@@ -184,8 +202,9 @@ export async function evaluateBatch(
   engine: PolicyEngine,
   store: { applyStateOps(ops: readonly StateOp[]): Promise<StateResult[]> },
   events: readonly AgentEvent[],
+  position?: BatchPosition,
 ): Promise<BatchOutcome> {
-  const plan = planBatch(engine, events);
+  const plan = planBatch(engine, events, position);
   const results = plan.ops.length === 0 ? [] : await store.applyStateOps(plan.ops);
   return decideBatch(engine, events, plan, results);
 }

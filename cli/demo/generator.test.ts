@@ -259,7 +259,7 @@ describe('DemoTelemetry', () => {
         baseline: { k: number; min_windows: number };
       };
       const windowMs = rate.window_minutes * MINUTE;
-      const op = { op: 'window_count' as const, windowMs, bucketMs: windowMs / 10, latenessMs: 5 * MINUTE, historyWindows: 48 };
+      const op = { op: 'window_count' as const, windowMs, bucketMs: windowMs / 10, latenessMs: 5 * MINUTE, historyWindows: 48, partition: -1, offset: -1, committedOffset: -1 };
       for (const [id, events] of agents) {
         if (id === 'agent-burst-01') continue;
         const state = new SlidingWindowState(op.windowMs, op.bucketMs, op.latenessMs, op.historyWindows);

@@ -68,6 +68,10 @@ export const rateSpikePolicy: PolicyType<RateSpikeConfig, CompiledRateSpike> = {
     out.push({
       op: 'window_count',
       key: agentStateKey(event.tenant, event.agent.id, policy.id, 'rate'),
+      // The runtime fills in the bus position of the event.
+      partition: -1,
+      offset: -1,
+      committedOffset: -1,
       ts: event.time,
       windowMs: c.windowMs,
       bucketMs: c.bucketMs,
