@@ -8,6 +8,9 @@ export default defineConfig({
     // processes; each fork opens its own directory (see test/support/clickhouse.ts).
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // Starts (or finds) the Kafka broker and Redis the integration tests use;
+    // sets KAFKA_BROKERS and REDIS_URL for the forks (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -46,8 +46,8 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Rows per ClickHouse insert, at most. @default 10000 */
       batch_rows: z.number().int().min(1).max(1_000_000).default(10_000),
-      /** Longest a row waits before its insert. @default 500 */
-      batch_delay_ms: z.number().int().min(1).max(60_000).default(500),
+      /** Longest a row waits before its insert (consumers commit offsets only after it). @default 100 */
+      batch_delay_ms: z.number().int().min(1).max(60_000).default(100),
     })
     .prefault({}),
 });

@@ -115,11 +115,14 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     state,
     engine: () => engine,
     logger: log('detectors'),
-    auditHeads: await store.auditChainHeads(),
+    loadAuditHeads: (partition, beforeSeq, tenants) => store.auditChainHeads(partition, beforeSeq, tenants),
     sinks: {
       events: (rows) => eventsWriter.add(rows),
       verdicts: (rows) => verdictsWriter.add(rows),
       audit: (rows) => auditWriter.add(rows),
+      durable: async () => {
+        await Promise.all([eventsWriter.durable(), verdictsWriter.durable(), auditWriter.durable()]);
+      },
     },
     clock,
   });

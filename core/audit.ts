@@ -14,6 +14,7 @@ export function auditHashInput(row: Omit<AuditRecord, 'hash'>): string {
     row.prev_hash,
     row.seq,
     row.tenant,
+    row.bus_partition,
     row.event_id,
     row.time,
     row.agent_id,

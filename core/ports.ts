@@ -102,7 +102,10 @@ export interface AnalyticsStore {
   /** Alerts that are open or acknowledged: the dedup state to rebuild at start. */
   loadActiveAlerts(): Promise<Alert[]>;
   listVerdicts(filter: VerdictFilter): Promise<Verdict[]>;
-  /** Newest audit chain link per tenant, to continue the chain after a restart. */
-  auditChainHeads(): Promise<Map<string, { seq: number; hash: string }>>;
+  /**
+   * The last link of each given tenant's chain on `partition` strictly before `beforeSeq`,
+   * so a worker that (re)starts a partition at its committed offset continues the chain exactly.
+   */
+  auditChainHeads(partition: number, beforeSeq: number, tenants: readonly string[]): Promise<Map<string, { seq: number; hash: string }>>;
   close(): Promise<void>;
 }

@@ -31,11 +31,17 @@ export interface Verdict {
   late: boolean;
 }
 
-/** One row per evaluated event, hash-chained per tenant. */
+/**
+ * One row per evaluated event. Rows form one hash chain per (tenant, bus
+ * partition): a partition is judged by one worker at a time, in offset order, so
+ * the chain is deterministic — a replay after a crash recomputes identical rows.
+ */
 export interface AuditRecord {
   event_id: string;
   time: number;
   tenant: string;
+  /** The bus partition the event came from (-1: none); with `tenant`, names the chain. */
+  bus_partition: number;
   agent_id: string;
   event_type: EventType;
   decision: Decision;
@@ -46,7 +52,7 @@ export interface AuditRecord {
   /** Content hash of the policy document in force. */
   policy_version: string;
   evaluated_at: number;
-  /** Position in the tenant's chain, from 1. */
+  /** The event's offset in its partition: increasing along the chain, not contiguous. */
   seq: number;
   prev_hash: string;
   hash: string;

@@ -12,6 +12,10 @@ export class RecentIds {
     this.ring = new Array<string | undefined>(capacity);
   }
 
+  has(id: string): boolean {
+    return this.set.has(id);
+  }
+
   /** Adds the id; returns false when it was already present. */
   add(id: string): boolean {
     if (this.set.has(id)) return false;

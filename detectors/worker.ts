@@ -4,7 +4,7 @@ import type { DeliveredBatch, EventBus, StateStore, Subscription } from '../core
 import { partitionKey } from '../core/event.js';
 import type { AuditRecord, Verdict } from '../core/records.js';
 import type { Topics } from '../core/topics.js';
-import { AuditChain } from './audit-chain.js';
+import { AuditChain, type ChainHeadLoader } from './audit-chain.js';
 import { evaluateBatch, type PolicyEngine } from './engine.js';
 import { RecentIds } from './recent-ids.js';
 
@@ -13,6 +13,8 @@ export interface DetectionSinks {
   events(events: readonly AgentEvent[]): void;
   verdicts(verdicts: readonly Verdict[]): void;
   audit(rows: readonly AuditRecord[]): void;
+  /** Resolves when every row handed over so far is durable; the batch's offsets are committed only then. */
+  durable(): Promise<void>;
 }
 
 export interface DetectionWorkerStats {
@@ -32,7 +34,8 @@ export interface DetectionWorkerDeps {
   /** The policy engine in force; read once per batch so a reload takes effect at the next batch. */
   engine: () => PolicyEngine;
   logger: Logger;
-  auditHeads?: Map<string, { seq: number; hash: string }>;
+  /** Reads audit chain heads from the analytics store (for a partition's first batch or a replay). */
+  loadAuditHeads: ChainHeadLoader;
   /** @default "agentwatch-detectors" */
   group?: string;
   /** @default 1000 */
@@ -55,7 +58,7 @@ export class DetectionWorker {
   private subscription: Subscription | undefined;
 
   constructor(private readonly deps: DetectionWorkerDeps) {
-    this.chain = new AuditChain(deps.auditHeads);
+    this.chain = new AuditChain(deps.loadAuditHeads);
     this.recent = new RecentIds(deps.dedupCapacity ?? 200_000);
     this.clock = deps.clock ?? Date.now;
   }
@@ -63,7 +66,7 @@ export class DetectionWorker {
   async start(): Promise<void> {
     this.subscription = await this.deps.bus.subscribe(
       this.deps.topics.events,
-      { group: this.deps.group ?? 'agentwatch-detectors', maxBatch: this.deps.maxBatch ?? 1000 },
+      { group: this.deps.group ?? 'agentwatch-detectors', maxBatch: this.deps.maxBatch ?? 5000 },
       (batch) => this.judgeBatch(batch),
     );
   }
@@ -72,19 +75,38 @@ export class DetectionWorker {
   async judgeBatch(batch: DeliveredBatch<AgentEvent>): Promise<void> {
     const started = performance.now();
     const events: AgentEvent[] = [];
+    const offsets: number[] = [];
+    const ids: string[] = [];
+    const inBatch = new Set<string>();
     for (const record of batch.records) {
       const event = record.value;
-      if (this.recent.add(`${event.tenant}\u0000${event.event_id}`)) events.push(event);
-      else this.stats.duplicates++;
+      const id = `${event.tenant}\u0000${event.event_id}`;
+      // A producer retry (same event_id) is dropped; ids are remembered only once the batch
+      // succeeded, so a redelivered batch is judged again (state ops are idempotent per offset).
+      if (this.recent.has(id) || inBatch.has(id)) {
+        this.stats.duplicates++;
+        continue;
+      }
+      inBatch.add(id);
+      ids.push(id);
+      events.push(event);
+      offsets.push(record.offset);
     }
     if (events.length === 0) return;
     const engine = this.deps.engine();
-    const { verdicts, outcomes } = await evaluateBatch(engine, this.deps.state, events);
+    const first = batch.records[0];
+    await this.chain.prepare(batch.partition, offsets[0] as number, events.map((e) => e.tenant));
+    const { verdicts, outcomes } = await evaluateBatch(engine, this.deps.state, events, {
+      partition: batch.partition,
+      offsets,
+      // Delivery starts at the committed offset, so nothing below this batch can be replayed.
+      committedOffset: first === undefined ? -1 : first.offset,
+    });
     const evaluatedAt = this.clock();
     const audit: AuditRecord[] = new Array<AuditRecord>(outcomes.length);
     for (let i = 0; i < outcomes.length; i++) {
       const outcome = outcomes[i] as (typeof outcomes)[number];
-      audit[i] = this.chain.append(outcome, engine.version, engine.mode, evaluatedAt);
+      audit[i] = this.chain.append(outcome, batch.partition, offsets[i] as number, engine.version, engine.mode, evaluatedAt);
       this.stats.decisions[outcome.would_decide] = (this.stats.decisions[outcome.would_decide] ?? 0) + 1;
     }
     this.deps.sinks.events(events);
@@ -96,6 +118,9 @@ export class DetectionWorker {
         verdicts.map((v) => ({ key: partitionKey(v.tenant, v.agent_id), value: v })),
       );
     }
+    // Offsets are committed when this returns: only after the rows are durable.
+    await this.deps.sinks.durable();
+    for (const id of ids) this.recent.add(id);
     this.stats.events += events.length;
     this.stats.verdicts += verdicts.length;
     this.stats.batches++;

@@ -361,3 +361,35 @@ describe('BatchWriter over the ClickHouse store', () => {
     }
   });
 });
+
+describe('BatchWriter.durable', () => {
+  it('waits for the rows added so far without forcing a small insert', async () => {
+    const rec = recordingInsert();
+    const w = new BatchWriter<Row>({ insert: rec.insert, maxRows: 10, maxDelayMs: 30 });
+    w.add(rowsOf('a', 'b'));
+    let done = false;
+    const durable = w.durable().then(() => {
+      done = true;
+    });
+    w.add(rowsOf('c'));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(done).toBe(false);
+    expect(rec.batches).toHaveLength(0);
+    await durable;
+    // One insert, cut by the timer, holding everything added before and just after the call.
+    expect(rec.batches.map((b) => b.map((r) => r.id))).toEqual([['a', 'b', 'c']]);
+    await w.close();
+  });
+
+  it('resolves at once when nothing is held, and after a flush otherwise', async () => {
+    const rec = recordingInsert();
+    const w = new BatchWriter<Row>({ insert: rec.insert, maxRows: 10, maxDelayMs: 60_000 });
+    await w.durable();
+    w.add(rowsOf('x'));
+    const durable = w.durable();
+    await w.flush();
+    await durable;
+    expect(rec.batches).toHaveLength(1);
+    await w.close();
+  });
+});

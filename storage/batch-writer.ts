@@ -109,6 +109,8 @@ export class BatchWriter<T> {
   #timer: NodeJS.Timeout | null = null;
   #writing = false;
   #waiters: FlushWaiter[] = [];
+  /** `durable()` callers whose rows are still in the buffer; they get a batch number at the next full cut. */
+  #bufferWaiters: FlushWaiter[] = [];
   /** Abandoned batches no flush was waiting for: the next flush reports them. */
   #unreported: StorageError[] = [];
   #writableWaiters: (() => void)[] = [];
@@ -172,6 +174,22 @@ export class BatchWriter<T> {
    * durable; rejects with `AW_STORAGE_WRITE_ABANDONED` if any of them, or an
    * abandoned batch not yet reported, was given up on.
    */
+  /**
+   * Resolves when every row added so far is durable, without forcing an early
+   * insert: rows still buffered leave with the next size or time cut. Consumers
+   * await this before committing their input offsets, so inserts stay large.
+   */
+  durable(): Promise<void> {
+    const failures = this.#unreported;
+    this.#unreported = [];
+    return new Promise((resolve, reject) => {
+      const waiter: FlushWaiter = { upTo: this.#lastCut, failures, resolve, reject };
+      if (this.#buffer.length > 0) this.#bufferWaiters.push(waiter);
+      else this.#waiters.push(waiter);
+      this.#settleWaiters();
+    });
+  }
+
   flush(): Promise<void> {
     this.#cut(true);
     const failures = this.#unreported;
@@ -220,6 +238,11 @@ export class BatchWriter<T> {
       this.#queue.push({ seq: ++this.#lastCut, rows: this.#buffer.slice(start, Math.min(start + this.#maxRows, end)) });
     }
     this.#buffer = this.#buffer.slice(end);
+    if (this.#buffer.length === 0 && this.#bufferWaiters.length > 0) {
+      for (const waiter of this.#bufferWaiters) waiter.upTo = this.#lastCut;
+      this.#waiters.push(...this.#bufferWaiters);
+      this.#bufferWaiters = [];
+    }
     if (this.#coalesceKey !== undefined) {
       const key = this.#coalesceKey;
       this.#positions = new Map(this.#buffer.map((row, position) => [key(row), position]));

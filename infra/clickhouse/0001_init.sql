@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS {db}.audit_log
     event_id         String,
     time             DateTime64(3, 'UTC'),
     tenant           LowCardinality(String),
+    bus_partition    Int32,
     agent_id         String,
     event_type       LowCardinality(String),
     decision         LowCardinality(String),
@@ -105,7 +106,7 @@ CREATE TABLE IF NOT EXISTS {db}.audit_log
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(time)
-ORDER BY (tenant, seq);
+ORDER BY (tenant, bus_partition, seq);
 
 -- Every lifecycle change writes the alert's full row again; the replacing
 -- engine keeps the one with the highest updated_at. Not partitioned: FINAL

@@ -15,7 +15,7 @@ async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> 
 
 describe('in-process bus', () => {
   it('partitions by key, keeps per-key order and delivers batches with offsets', async () => {
-    const bus = new InProcessBus({ partitions: 3 });
+    const bus = new InProcessBus({ partitions: 3, firstOffset: 0 });
     const seen: DeliveredBatch<number>[] = [];
     await bus.subscribe(topic, { group: 'g', maxBatch: 4 }, async (b) => {
       seen.push(b);

@@ -10,6 +10,13 @@ export interface InProcessBusOptions {
   onHandlerError?: (error: unknown, topic: string, partition: number) => void;
   /** @default 200 */
   retryDelayMs?: number;
+  /**
+   * Offset of the first record of every partition. The default, the start time in
+   * microseconds, keeps offsets increasing across restarts of an embedded process,
+   * so offset-keyed records (audit chain links, replay guards) never collide with
+   * those of an earlier run. @default Date.now() * 1000
+   */
+  firstOffset?: number;
 }
 
 interface GroupCursor {
@@ -19,10 +26,14 @@ interface GroupCursor {
 class PartitionLog<T> {
   /** Records from `baseOffset` on; trimmed once every group has committed past them. */
   records: DeliveredRecord<T>[] = [];
-  baseOffset = 0;
+  baseOffset: number;
   readonly groups = new Map<string, GroupCursor>();
   private dataWaiters: (() => void)[] = [];
   private spaceWaiters: (() => void)[] = [];
+
+  constructor(firstOffset: number) {
+    this.baseOffset = firstOffset;
+  }
 
   get nextOffset(): number {
     return this.baseOffset + this.records.length;
@@ -77,6 +88,7 @@ export class InProcessBus implements EventBus {
   private readonly partitions: number;
   private readonly maxBuffered: number;
   private readonly retryDelayMs: number;
+  private readonly firstOffset: number;
   private readonly onHandlerError: InProcessBusOptions['onHandlerError'];
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
@@ -86,13 +98,14 @@ export class InProcessBus implements EventBus {
     this.maxBuffered = options.maxBufferedPerPartition ?? 50_000;
     this.retryDelayMs = options.retryDelayMs ?? 200;
     this.onHandlerError = options.onHandlerError;
+    this.firstOffset = options.firstOffset ?? Date.now() * 1000;
     if (!Number.isInteger(this.partitions) || this.partitions < 1) throw new RangeError('partitions must be an integer ≥ 1');
   }
 
   private logs<T>(topic: Topic<T>): PartitionLog<T>[] {
     let logs = this.topics.get(topic.name);
     if (logs === undefined) {
-      logs = Array.from({ length: this.partitions }, () => new PartitionLog<unknown>());
+      logs = Array.from({ length: this.partitions }, () => new PartitionLog<unknown>(this.firstOffset));
       this.topics.set(topic.name, logs);
     }
     return logs as PartitionLog<T>[];

@@ -232,6 +232,7 @@ describe('round trips', () => {
       event_id: `${tenant}-e${seq}`,
       time: 1_700_000_000_000 + seq,
       tenant,
+      bus_partition: 2,
       agent_id: 'agent-1',
       event_type: 'api_call',
       decision: 'allow',
@@ -251,9 +252,13 @@ describe('round trips', () => {
     await t.store.insertAudit([chainA[2]!, chainB[0]!]);
     await t.store.insertAudit([chainA[0]!, chainA[1]!, chainB[1]!]);
 
-    const heads = await t.store.auditChainHeads();
+    const heads = await t.store.auditChainHeads(2, 1_000, ['rt-audit-a', 'rt-audit-b', 'rt-audit-none']);
     expect(heads.get('rt-audit-a')).toEqual({ seq: 3, hash: 'rt-audit-a-h3' });
     expect(heads.get('rt-audit-b')).toEqual({ seq: 2, hash: 'rt-audit-b-h2' });
+    expect(heads.has('rt-audit-none')).toBe(false);
+    // As of an earlier offset (a replay from there), and on another partition.
+    expect((await t.store.auditChainHeads(2, 3, ['rt-audit-a'])).get('rt-audit-a')).toEqual({ seq: 2, hash: 'rt-audit-a-h2' });
+    expect((await t.store.auditChainHeads(5, 1_000, ['rt-audit-a'])).size).toBe(0);
 
     const stored = await rows<Record<string, unknown>>(
       `SELECT * EXCEPT (time, evaluated_at, seq),

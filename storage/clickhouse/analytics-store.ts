@@ -258,11 +258,14 @@ export class ClickHouseAnalyticsStore implements AnalyticsStore {
     return rows.map(rowToVerdict);
   }
 
-  /** Highest-`seq` audit row per tenant, as `{ seq, hash }`. */
-  async auditChainHeads(): Promise<Map<string, { seq: number; hash: string }>> {
+  /** Highest-`seq` audit row below `beforeSeq` per tenant on one bus partition, as `{ seq, hash }`. */
+  async auditChainHeads(partition: number, beforeSeq: number, tenants: readonly string[]): Promise<Map<string, { seq: number; hash: string }>> {
+    if (tenants.length === 0) return new Map();
     const rows = await this.#select<{ tenant: string; seq: Int64Json; hash: string }>(
-      `SELECT tenant, seq, hash FROM ${this.#db}.audit_log FINAL ORDER BY tenant, seq DESC LIMIT 1 BY tenant`,
-      {},
+      `SELECT tenant, seq, hash FROM ${this.#db}.audit_log FINAL
+       WHERE bus_partition = {partition:Int32} AND seq < {before:Int64} AND tenant IN {tenants:Array(String)}
+       ORDER BY tenant, seq DESC LIMIT 1 BY tenant`,
+      { partition, before: beforeSeq, tenants: [...tenants] },
       'reading audit chain heads',
     );
     return new Map(rows.map((row) => [row.tenant, { seq: toInteger(row.seq, 'audit_log.seq'), hash: row.hash }]));
@@ -367,6 +370,7 @@ function auditToRow(a: AuditRecord): Record<string, unknown> {
     event_id: a.event_id,
     time: a.time,
     tenant: a.tenant,
+    bus_partition: a.bus_partition,
     agent_id: a.agent_id,
     event_type: a.event_type,
     decision: a.decision,

@@ -87,13 +87,20 @@ describe('embedded pipeline end to end (fixed scenario file)', () => {
       ['approved-egress', 2],
       ['off-hours-activity', 3],
     ]);
-    const audit = await queryRows<{ seq: number; prev_hash: string; hash: string; mode: string; would_decide: string }>(
+    const audit = await queryRows<{ bus_partition: number; seq: number; prev_hash: string; hash: string; mode: string; would_decide: string }>(
       pipeline,
-      "SELECT seq, prev_hash, hash, mode, would_decide FROM {db}.audit_log FINAL WHERE tenant = 'default' ORDER BY seq",
+      "SELECT bus_partition, seq, prev_hash, hash, mode, would_decide FROM {db}.audit_log FINAL WHERE tenant = 'default' ORDER BY bus_partition, seq",
     );
     expect(audit).toHaveLength(229);
-    expect(audit.map((r) => Number(r.seq))).toEqual(audit.map((_, i) => i + 1));
-    for (let i = 1; i < audit.length; i++) expect(audit[i]!.prev_hash).toBe(audit[i - 1]!.hash);
+    // One chain per (tenant, partition): the first link starts from the genesis hash, every other from its predecessor.
+    for (let i = 0; i < audit.length; i++) {
+      const previous = audit[i - 1];
+      if (previous === undefined || previous.bus_partition !== audit[i]!.bus_partition) expect(audit[i]!.prev_hash).toBe('0'.repeat(64));
+      else {
+        expect(audit[i]!.prev_hash).toBe(previous.hash);
+        expect(Number(audit[i]!.seq)).toBeGreaterThan(Number(previous.seq));
+      }
+    }
     expect(audit.every((r) => r.mode === 'monitoring')).toBe(true);
     expect(audit.filter((r) => r.would_decide === 'deny')).toHaveLength(6); // shadow-gpt (4) + exfil (2) are `block` policies
     const dead = await queryRows<{ reason: string }>(pipeline, 'SELECT reason FROM {db}.dead_letters ORDER BY reason');
@@ -144,11 +151,14 @@ describe('embedded pipeline end to end (fixed scenario file)', () => {
     await pipeline.settle();
     const exfil = await listAlerts(pipeline, '?policy_type=unauthorized_api');
     expect(exfil.map((a) => [a.status, a.count])).toEqual([['open', 3]]);
-    const audit = await queryRows<{ seq: number; prev_hash: string; hash: string }>(
+    // The chain continues across the restart: the new row links to the newest row of its chain before it.
+    const audit = await queryRows<{ event_id: string; bus_partition: number; seq: number; prev_hash: string; hash: string }>(
       pipeline,
-      "SELECT seq, prev_hash, hash FROM {db}.audit_log FINAL WHERE tenant = 'default' ORDER BY seq DESC LIMIT 2",
+      "SELECT event_id, bus_partition, seq, prev_hash, hash FROM {db}.audit_log FINAL WHERE tenant = 'default' ORDER BY bus_partition, seq",
     );
-    expect(Number(audit[0]!.seq)).toBe(231);
-    expect(audit[0]!.prev_hash).toBe(audit[1]!.hash);
+    expect(audit).toHaveLength(231);
+    const i = audit.findIndex((r) => r.event_id === 'exfil-after-restart');
+    expect(audit[i - 1]!.bus_partition).toBe(audit[i]!.bus_partition);
+    expect(audit[i]!.prev_hash).toBe(audit[i - 1]!.hash);
   });
 });
