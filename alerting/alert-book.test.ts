@@ -123,3 +123,20 @@ describe('alert dedup and lifecycle', () => {
     expect(bumped.alert.count).toBe(2);
   });
 });
+
+describe('alert replays by bus position', () => {
+  it('does not count a verdict at or below the newest position already counted, even with a new verdict id', () => {
+    const book = new AlertBook();
+    book.openOrBumpAlert(verdict(), 1, { partition: 3, offset: 100 });
+    book.openOrBumpAlert(verdict(), 2, { partition: 3, offset: 101 });
+    // After a restart only the stored alert is known: positions ≤ 101 on partition 3 are replays.
+    const restarted = new AlertBook(book.activeAlerts().map((a) => ({ ...a, verdict_ids: [] })));
+    expect(restarted.openOrBumpAlert(verdict(), 3, { partition: 3, offset: 101 })).toBeNull();
+    expect(restarted.openOrBumpAlert(verdict(), 3, { partition: 3, offset: 100 })).toBeNull();
+    const next = restarted.openOrBumpAlert(verdict(), 4, { partition: 3, offset: 102 })!;
+    expect(next.alert.count).toBe(3);
+    expect(next.alert.source_offset).toBe(102);
+    // Another partition (the topic was repartitioned) counts normally.
+    expect(restarted.openOrBumpAlert(verdict(), 5, { partition: 1, offset: 5 })!.alert.count).toBe(4);
+  });
+});

@@ -14,6 +14,8 @@ export interface AlertUpdate {
   change: AlertChange;
 }
 
+const NO_POSITION = { partition: -1, offset: -1 };
+
 function dedupKey(tenant: string, policyId: string, agentId: string): string {
   return `${tenant}\u0000${policyId}\u0000${agentId}`;
 }
@@ -41,10 +43,16 @@ export class AlertBook {
     }
   }
 
-  /** Opens an alert for the verdict or bumps the one already open; null for a replayed verdict. */
-  openOrBumpAlert(verdict: Verdict, now: number): AlertUpdate | null {
+  /**
+   * Opens an alert for the verdict or bumps the one already open; null for a
+   * replayed verdict (same verdict id, or a bus position the alert already counted).
+   */
+  openOrBumpAlert(verdict: Verdict, now: number, position: { partition: number; offset: number } = NO_POSITION): AlertUpdate | null {
     const key = dedupKey(verdict.tenant, verdict.policy_id, verdict.agent_id);
     const existing = this.active.get(key);
+    if (existing !== undefined && position.offset >= 0 && position.partition === existing.source_partition && position.offset <= existing.source_offset) {
+      return null;
+    }
     if (existing === undefined) {
       const alert: Alert = {
         alert_id: alertId(verdict.tenant, verdict.policy_id, verdict.agent_id, verdict.time),
@@ -65,6 +73,8 @@ export class AlertBook {
         updated_at: now,
         acknowledged_by: '',
         resolved_at: 0,
+        source_partition: position.partition,
+        source_offset: position.offset,
       };
       this.active.set(key, alert);
       this.byId.set(alert.alert_id, alert);
@@ -87,6 +97,10 @@ export class AlertBook {
     existing.severity = maxSeverity(existing.severity, verdict.severity);
     existing.verdict_ids = sampleVerdictIds(existing.verdict_ids, verdict.verdict_id);
     existing.updated_at = nextVersion(existing.updated_at, now);
+    if (position.offset >= 0) {
+      existing.source_partition = position.partition;
+      existing.source_offset = position.offset;
+    }
     return { alert: { ...existing }, change: existing.severity !== previousSeverity ? 'escalated' : 'bumped' };
   }
 

@@ -12,8 +12,10 @@ export interface AlertServiceDeps {
   activeAlerts: readonly Alert[];
   /** Persists alert versions (a coalescing batch writer in front of the analytics store). */
   persist: (alerts: readonly Alert[]) => void;
-  /** Resolves when every alert version handed to `persist` is durable. */
+  /** Writes pending alert versions now and resolves when they are durable. */
   flush: () => Promise<void>;
+  /** Resolves when every alert version handed to `persist` so far is durable (without forcing a write). */
+  durable: () => Promise<void>;
   sinks: readonly AlertSink[];
   logger: Logger;
   clock?: () => number;
@@ -43,15 +45,17 @@ export class AlertService {
       async (batch) => {
         const now = this.clock();
         const changed: Alert[] = [];
-        for (const { value: verdict } of batch.records) {
+        for (const { value: verdict, offset } of batch.records) {
           this.stats.verdicts++;
-          const update = this.book.openOrBumpAlert(verdict, now);
+          const update = this.book.openOrBumpAlert(verdict, now, { partition: batch.partition, offset });
           if (update === null) continue;
           if (update.change === 'opened') this.stats.opened++;
           changed.push(update.alert);
           await this.notify(update);
         }
         if (changed.length > 0) this.deps.persist(changed);
+        // Offsets are committed when this returns: only once the alert versions are durable.
+        await this.deps.durable();
       },
     );
   }

@@ -132,6 +132,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     activeAlerts: await store.loadActiveAlerts(),
     persist: (rows) => alertsWriter.add(rows),
     flush: () => alertsWriter.flush(),
+    durable: () => alertsWriter.durable(),
     sinks: [new LogAlertSink(log('alerting'))],
     logger: log('alerting'),
     clock,

@@ -83,6 +83,10 @@ export interface Alert {
   updated_at: number;
   acknowledged_by: string;
   resolved_at: number;
+  /** Bus partition of the newest verdict counted (-1: none). */
+  source_partition: number;
+  /** Offset of that verdict: a replayed verdict at or below it is not counted again. */
+  source_offset: number;
 }
 
 /** Input that could not be accepted, kept with the reason. */

@@ -339,6 +339,8 @@ describe('BatchWriter over the ClickHouse store', () => {
         updated_at: 1_000,
         acknowledged_by: '',
         resolved_at: 0,
+        source_partition: -1,
+        source_offset: -1,
       };
       const w = new BatchWriter<Alert>({
         insert: (rows) => t.store.upsertAlerts(rows),

@@ -130,7 +130,11 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     atlas           Array(String),
     updated_at      DateTime64(3, 'UTC'),
     acknowledged_by String,
-    resolved_at     DateTime64(3, 'UTC') -- epoch 0 while not resolved
+    resolved_at     DateTime64(3, 'UTC'), -- epoch 0 while not resolved
+    -- Bus position of the newest verdict counted (one agent's verdicts share a partition):
+    -- a verdict replayed at or below it after a crash is not counted again.
+    source_partition Int32,
+    source_offset    Int64
 )
 ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (tenant, alert_id);

@@ -80,6 +80,8 @@ function alert(overrides: Partial<Alert> = {}): Alert {
     updated_at: 1_700_000_000_000,
     acknowledged_by: '',
     resolved_at: 0,
+    source_partition: 2,
+    source_offset: 9_007_199_254,
     ...overrides,
   };
 }

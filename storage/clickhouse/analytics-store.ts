@@ -46,7 +46,7 @@ const ENGINE_ENUMS = {
 const ALERT_COLUMNS = `alert_id, tenant, policy_id, policy_type, agent_id, severity, status, count,
   toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms,
   title, reason, verdict_ids, evidence, atlas, toUnixTimestamp64Milli(updated_at) AS updated_at_ms,
-  acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms`;
+  acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms, source_partition, source_offset`;
 
 const VERDICT_COLUMNS = `verdict_id, event_id, toUnixTimestamp64Milli(time) AS time_ms, tenant, agent_id, agent_name,
   event_type, policy_id, policy_type, severity, action, decision, would_decide, mode, reason, evidence, atlas, late`;
@@ -73,6 +73,8 @@ interface AlertRow {
   updated_at_ms: Int64Json;
   acknowledged_by: string;
   resolved_at_ms: Int64Json;
+  source_partition: Int64Json;
+  source_offset: Int64Json;
 }
 
 interface VerdictRow {
@@ -406,6 +408,8 @@ function alertToRow(a: Alert): Record<string, unknown> {
     updated_at: a.updated_at,
     acknowledged_by: a.acknowledged_by,
     resolved_at: a.resolved_at,
+    source_partition: a.source_partition,
+    source_offset: a.source_offset,
   };
 }
 
@@ -435,6 +439,8 @@ function rowToAlert(row: AlertRow): Alert {
     updated_at: toInteger(row.updated_at_ms, 'alerts.updated_at'),
     acknowledged_by: row.acknowledged_by,
     resolved_at: toInteger(row.resolved_at_ms, 'alerts.resolved_at'),
+    source_partition: toInteger(row.source_partition, 'alerts.source_partition'),
+    source_offset: toInteger(row.source_offset, 'alerts.source_offset'),
   };
 }
 
