@@ -38,8 +38,38 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   bus: z
     .strictObject({
-      /** Partitions per topic of the embedded bus. @default 4 */
-      partitions: z.number().int().min(1).max(256).default(4),
+      /** Partitions per topic (embedded bus; Kafka topics agentwatch creates). @default 4 */
+      partitions: z.coerce.number().int().min(1).max(256).default(4),
+    })
+    .prefault({}),
+  kafka: z
+    .strictObject({
+      /** Bootstrap brokers, `host:port`; when empty the embedded in-process bus is used. @default [] */
+      brokers: z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')).default([]),
+      /** @default "agentwatch" */
+      client_id: z.string().min(1).default('agentwatch'),
+      /** Replication factor of topics agentwatch creates. @default 1 */
+      replication_factor: z.number().int().min(1).max(16).default(1),
+      topics: z
+        .strictObject({
+          /** @default "agentwatch.events" */
+          events: z.string().min(1).default('agentwatch.events'),
+          /** @default "agentwatch.verdicts" */
+          verdicts: z.string().min(1).default('agentwatch.verdicts'),
+          /** @default "agentwatch.dlq" */
+          dlq: z.string().min(1).default('agentwatch.dlq'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  redis: z
+    .strictObject({
+      /** Redis URL for window state; when unset the in-memory store is used. */
+      url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+      /** Prefix of every key (no braces). @default "" */
+      key_prefix: z.string().max(64).default(''),
+      /** Idle window state expires after this long. @default 86400000 */
+      idle_ttl_ms: z.number().int().min(60_000).default(86_400_000),
     })
     .prefault({}),
   storage: z
@@ -99,6 +129,17 @@ export function loadConfig(configPath: string | undefined, env: Env, overrides: 
   setIfDefined(clickhouse, 'password', env.CLICKHOUSE_PASSWORD);
   setIfDefined(clickhouse, 'database', env.CLICKHOUSE_DATABASE);
   merged.clickhouse = clickhouse;
+  const kafka: Record<string, unknown> = { ...((fromFile.kafka as Record<string, unknown> | undefined) ?? {}) };
+  if (env.KAFKA_BROKERS !== undefined && env.KAFKA_BROKERS.trim() !== '') {
+    kafka.brokers = env.KAFKA_BROKERS.split(',').map((b) => b.trim()).filter((b) => b !== '');
+  }
+  merged.kafka = kafka;
+  const redis: Record<string, unknown> = { ...((fromFile.redis as Record<string, unknown> | undefined) ?? {}) };
+  setIfDefined(redis, 'url', env.REDIS_URL);
+  merged.redis = redis;
+  if (env.AGENTWATCH_PARTITIONS !== undefined && env.AGENTWATCH_PARTITIONS !== '') {
+    merged.bus = { ...((fromFile.bus as Record<string, unknown> | undefined) ?? {}), partitions: env.AGENTWATCH_PARTITIONS };
+  }
   setIfDefined(merged, 'port', overrides.port);
   setIfDefined(merged, 'host', overrides.host);
   setIfDefined(merged, 'data_dir', overrides.dataDir);

@@ -4,7 +4,7 @@ import { AgentwatchError } from '../core/errors.js';
 import { loadPolicyFile, PolicyValidationError } from '../detectors/policy-loader.js';
 import { loadConfig, type Config } from './config.js';
 import { DemoTelemetry, DEMO_ATTACK_AGENTS, demoStartTime } from './demo/generator.js';
-import { startEmbeddedPipeline, type EmbeddedPipeline } from './pipeline.js';
+import { startEmbeddedPipeline, Stages, type EmbeddedPipeline, type Stage } from './pipeline.js';
 import { formatSummary, type SummarySnapshot } from './summary.js';
 
 const VERSION = '0.1.0';
@@ -27,6 +27,13 @@ interface RunOptions {
   demoAgents: number;
   summary: boolean;
 }
+
+const STAGE_HELP: Record<Stage, string> = {
+  ingest: 'accept events over HTTP (POST /v1/events) and publish them to Kafka',
+  worker: 'judge events from Kafka (window state in Redis when REDIS_URL is set) and store events, verdicts, audit rows and dead letters',
+  alerter: 'turn verdicts from Kafka into deduplicated alerts and serve alert changes (ack, resolve)',
+  api: 'serve the read API (alerts) and health endpoints',
+};
 
 function makeLogger(config: Config): Logger {
   // Logs go to stderr as JSON lines; stdout carries the live summary.
@@ -58,7 +65,7 @@ function startDemo(pipeline: EmbeddedPipeline, options: RunOptions, logger: Logg
   };
 }
 
-async function runCommand(options: RunOptions): Promise<void> {
+async function runCommand(options: RunOptions, stages: readonly Stage[] = Stages): Promise<void> {
   const config = loadConfig(options.config ?? process.env.AGENTWATCH_CONFIG, process.env, {
     port: options.port,
     host: options.host,
@@ -67,10 +74,16 @@ async function runCommand(options: RunOptions): Promise<void> {
     logLevel: options.logLevel,
   });
   const logger = makeLogger(config);
-  const pipeline = await startEmbeddedPipeline(config, { logger });
+  const pipeline = await startEmbeddedPipeline(config, { logger, stages });
   const address = await pipeline.listen();
   const out = process.stdout;
-  out.write(`agentwatch ${VERSION} running on ${address} (embedded: in-process bus, memory state, ClickHouse in ${config.data_dir})\n`);
+  const adapters = [
+    config.kafka.brokers.length > 0 ? `Kafka ${config.kafka.brokers.join(',')}` : 'in-process bus',
+    config.redis.url === undefined ? 'memory state' : 'Redis state',
+    config.clickhouse.url === undefined ? `ClickHouse in ${config.data_dir}` : 'ClickHouse server',
+  ].join(', ');
+  const what = stages.length === Stages.length ? '' : ` [${stages.join(', ')}]`;
+  out.write(`agentwatch ${VERSION}${what} running on ${address} (${adapters})\n`);
   out.write(`  alerts:  curl -s ${address}/v1/alerts\n  ingest:  curl -s -XPOST ${address}/v1/events -H 'content-type: application/x-ndjson' --data-binary @events.ndjson\n`);
   const stopDemo = options.demo === true ? startDemo(pipeline, options, logger) : undefined;
   if (stopDemo !== undefined) out.write(`  demo:    ${options.demoAgents} normal agents + attacks (${DEMO_ATTACK_AGENTS.map((a) => a.id).join(', ')}), ${options.demoSpeed}× simulated time\n`);
@@ -130,6 +143,20 @@ export function buildProgram(): Command {
       '\nDefaults: port 8080, data dir ./data, policies policies/default.yaml.\nPrecedence: command line > environment > config file > defaults.',
     )
     .action(async (opts: RunOptions) => runCommand(opts));
+
+  for (const stage of Stages) {
+    program
+      .command(stage)
+      .description(`run only the ${stage} stage: ${STAGE_HELP[stage]} (needs KAFKA_BROKERS)`)
+      .option('-p, --port <port>', 'HTTP port for health and API routes (env AGENTWATCH_PORT)', undefined)
+      .option('--host <host>', 'interface to listen on (env AGENTWATCH_HOST)', undefined)
+      .option('-d, --data-dir <dir>', 'data directory for embedded ClickHouse (env AGENTWATCH_DATA_DIR)', undefined)
+      .option('--policies <file>', 'policy document, YAML or JSON (env AGENTWATCH_POLICIES)', undefined)
+      .option('-c, --config <file>', 'config file, YAML (env AGENTWATCH_CONFIG)', undefined)
+      .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTWATCH_LOG_LEVEL)', undefined)
+      .option('--no-summary', 'do not print the live summary line')
+      .action(async (opts: RunOptions) => runCommand({ ...opts, demoSpeed: 1, demoAgents: 0 }, [stage]));
+  }
 
   const policies = program.command('policies').description('work with policy documents');
   policies

@@ -3,9 +3,10 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { partitionKey, validateEvent, type AgentEvent } from '../core/event.js';
-import type { AnalyticsStore } from '../core/ports.js';
+import type { AnalyticsStore, EventBus, StateStore, Subscription } from '../core/ports.js';
 import type { Alert, AuditRecord, DeadLetter, Verdict } from '../core/records.js';
 import { buildTopics, type Topics } from '../core/topics.js';
+import { AgentwatchError } from '../core/errors.js';
 import { AlertService } from '../alerting/alert-service.js';
 import { AlertingError } from '../alerting/errors.js';
 import { LogAlertSink } from '../alerting/sinks/log-sink.js';
@@ -17,6 +18,8 @@ import { defaultRegistry } from '../detectors/registry.js';
 import { MemoryStateStore } from '../detectors/state/memory/memory-store.js';
 import { DetectionWorker } from '../detectors/worker.js';
 import { InProcessBus } from '../ingest/bus/in-process-bus.js';
+import { KafkaBus } from '../ingest/bus/kafka/kafka-bus.js';
+import { RedisStateStore } from '../detectors/state/redis/redis-store.js';
 import { registerEventIngest, type IngestStats } from '../ingest/http-ingest.js';
 import { BatchWriter } from '../storage/batch-writer.js';
 import { ClickHouseAnalyticsStore } from '../storage/clickhouse/analytics-store.js';
@@ -25,16 +28,21 @@ import { applyMigrations } from '../storage/clickhouse/migrations.js';
 import type { Config } from './config.js';
 import type { SummarySnapshot } from './summary.js';
 
-/** Everything `agentwatch run` starts, in one process. */
+/** The stages a process can run; `agentwatch run` runs all of them. */
+export const Stages = ['ingest', 'worker', 'alerter', 'api'] as const;
+export type Stage = (typeof Stages)[number];
+
+/** What `agentwatch run` (or one stage process) started. */
 export interface EmbeddedPipeline {
   app: FastifyInstance;
-  bus: InProcessBus;
+  bus: EventBus;
+  state: StateStore;
   topics: Topics;
   store: AnalyticsStore;
   /** The ClickHouse client (embedded engine or server) behind the store. */
   clickhouse: ClickHouseClient;
-  worker: DetectionWorker;
-  alerts: AlertService;
+  worker: DetectionWorker | undefined;
+  alerts: AlertService | undefined;
   ingestStats: IngestStats;
   /** Validates and publishes events straight onto the bus (used by the demo generator). */
   publishEvents(inputs: readonly unknown[]): Promise<{ accepted: number; rejected: number }>;
@@ -51,6 +59,8 @@ export interface EmbeddedPipeline {
 
 export interface StartOptions {
   logger: Logger;
+  /** Stages to run in this process. @default every stage */
+  stages?: readonly Stage[];
   /** Watch the policy file and reload on change. @default true */
   watchPolicies?: boolean;
   clock?: () => number;
@@ -64,6 +74,14 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   const { logger } = options;
   const clock = options.clock ?? Date.now;
   const log = (module: string) => logger.child({ module });
+  const stages = new Set<Stage>(options.stages ?? Stages);
+  const useKafka = config.kafka.brokers.length > 0;
+  if (!useKafka && stages.size < Stages.length) {
+    throw new AgentwatchError(
+      'AW_CORE_INVALID_CONFIG',
+      `running only ${[...stages].join(', ')} needs Kafka between the stages: set KAFKA_BROKERS (or kafka.brokers), or use \`agentwatch run\``,
+    );
+  }
 
   // Policies first: a bad document stops start-up before anything is opened.
   const policyPath = path.resolve(config.policies);
@@ -99,17 +117,36 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   const alertsWriter = writer<Alert>('alerts', (rows) => store.upsertAlerts(rows), (a) => a.alert_id);
   const writers = [eventsWriter, verdictsWriter, auditWriter, deadLetterWriter, alertsWriter];
 
-  const topics = buildTopics();
+  const topics = buildTopics(config.kafka.topics);
   const busLog = log('bus');
-  const bus = new InProcessBus({
-    partitions: config.bus.partitions,
-    onHandlerError: (error, topic, partition) => busLog.error({ err: error, topic, partition }, 'batch handler failed; redelivering'),
-  });
-  const state = new MemoryStateStore();
-  const sweep = setInterval(() => state.sweep(), 60_000);
+  const bus: EventBus = useKafka
+    ? new KafkaBus({
+        brokers: config.kafka.brokers,
+        clientId: config.kafka.client_id,
+        partitions: config.bus.partitions,
+        replicationFactor: config.kafka.replication_factor,
+        deadLetterTopic: topics.dlq,
+        logger,
+      })
+    : new InProcessBus({
+        partitions: config.bus.partitions,
+        onHandlerError: (error, topic, partition) => busLog.error({ err: error, topic, partition }, 'batch handler failed; redelivering'),
+      });
+  const stateLog = log('state');
+  const memoryState = config.redis.url === undefined ? new MemoryStateStore() : undefined;
+  const state: StateStore =
+    memoryState ??
+    new RedisStateStore({
+      redis: config.redis.url as string,
+      keyPrefix: config.redis.key_prefix,
+      idleTtlMs: config.redis.idle_ttl_ms,
+      logger: stateLog,
+    });
+  const sweep = setInterval(() => memoryState?.sweep(), 60_000);
   sweep.unref();
+  log('bus').info({ bus: useKafka ? `kafka ${config.kafka.brokers.join(',')}` : 'in-process', state: memoryState === undefined ? 'redis' : 'memory', stages: [...stages] }, 'adapters');
 
-  const worker = new DetectionWorker({
+  const worker = !stages.has('worker') ? undefined : new DetectionWorker({
     bus,
     topics,
     state,
@@ -126,7 +163,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     },
     clock,
   });
-  const alerts = new AlertService({
+  const alerts = !stages.has('alerter') ? undefined : new AlertService({
     bus,
     topics,
     activeAlerts: await store.loadActiveAlerts(),
@@ -137,8 +174,26 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     logger: log('alerting'),
     clock,
   });
-  await worker.start();
-  await alerts.start();
+  await worker?.start();
+  await alerts?.start();
+  // With Kafka, dead letters travel on their topic; the worker stage stores them.
+  let deadLetterSubscription: Subscription | undefined;
+  if (useKafka && stages.has('worker')) {
+    deadLetterSubscription = await bus.subscribe(topics.dlq, { group: 'agentwatch-dead-letters', maxBatch: 5000 }, async (batch) => {
+      deadLetterWriter.add(batch.records.map((r) => r.value));
+      await deadLetterWriter.durable();
+    });
+  }
+  const recordDeadLetters = (rows: readonly DeadLetter[]): void => {
+    if (!useKafka) {
+      deadLetterWriter.add(rows);
+      return;
+    }
+    bus.publish(topics.dlq, rows.map((value) => ({ key: value.source, value }))).catch((error: unknown) => {
+      // The rows are not lost from view: they are in the log with their reasons.
+      busLog.error({ err: error, dead_letters: rows.map((r) => ({ source: r.source, reason: r.reason })) }, 'could not publish dead letters');
+    });
+  };
 
   const ingestStats: IngestStats = { received: 0, accepted: 0, rejected: 0, requests: 0 };
   const publish = (events: readonly AgentEvent[]) =>
@@ -151,7 +206,13 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   const app = buildApp({
     logger: log('api'),
     bodyLimit: config.ingest.body_limit,
-    health: () => ({ events: worker.stats.events, open_alerts: alerts.openAlerts(), policy_version: engine.version }),
+    health: () => ({
+      stages: [...stages],
+      events: worker?.stats.events ?? 0,
+      open_alerts: alerts?.openAlerts() ?? null,
+      policy_version: engine.version,
+      state_lost_at: state instanceof RedisStateStore ? state.stateLostAt : null,
+    }),
     ready: () => ready,
     alerts: {
       list: async (filter) => {
@@ -162,10 +223,16 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         await alertsWriter.flush();
         return store.getAlert(id);
       },
-      acknowledge: (id, by) => alertTransition(id, () => alerts.acknowledge(id, by)),
-      resolve: (id) => alertTransition(id, () => alerts.resolve(id)),
+      acknowledge: (id, by) => alertTransition(id, () => requireAlerter().acknowledge(id, by)),
+      resolve: (id) => alertTransition(id, () => requireAlerter().resolve(id)),
     },
   });
+  function requireAlerter(): AlertService {
+    if (alerts === undefined) {
+      throw new ApiError('AW_API_UNAVAILABLE', 'alert changes are made by the alerter stage; run the API in the same process as the alerter (`agentwatch run`)');
+    }
+    return alerts;
+  }
   async function alertTransition(id: string, change: () => Promise<Alert>): Promise<Alert> {
     try {
       return await change();
@@ -177,9 +244,9 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       throw new ApiError('AW_API_CONFLICT', `alert ${id} is ${stored.status}; only open or acknowledged alerts can change`);
     }
   }
-  await registerEventIngest(app, {
+  if (stages.has('ingest')) await registerEventIngest(app, {
     accept: publish,
-    deadLetter: (rows) => deadLetterWriter.add(rows),
+    deadLetter: recordDeadLetters,
     maxEventBytes: config.ingest.max_event_bytes,
     bodyLimit: config.ingest.body_limit,
     stats: ingestStats,
@@ -211,7 +278,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       if (r.ok) good.push(r.event);
       else bad.push({ id: crypto.randomUUID(), received_at: clock(), source: 'demo', reason: r.reason, raw: JSON.stringify(input).slice(0, 4096), raw_bytes: 0 });
     }
-    if (bad.length > 0) deadLetterWriter.add(bad);
+    if (bad.length > 0) recordDeadLetters(bad);
     if (good.length > 0) await publish(good);
     return { accepted: good.length, rejected: bad.length };
   }
@@ -227,18 +294,19 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     alerts,
     ingestStats,
     publishEvents,
+    state,
     engine: () => engine,
     reloadPolicies,
     async settle() {
-      await bus.drained();
+      if (bus instanceof InProcessBus) await bus.drained();
       await Promise.all(writers.map((w) => w.flush()));
     },
     snapshot: () => ({
-      events: worker.stats.events,
-      verdicts: worker.stats.verdicts,
-      openAlerts: alerts.openAlerts(),
+      events: worker?.stats.events ?? 0,
+      verdicts: worker?.stats.verdicts ?? 0,
+      openAlerts: alerts?.openAlerts() ?? 0,
       deadLetters: ingestStats.rejected,
-      decisions: { ...worker.stats.decisions },
+      decisions: { ...(worker?.stats.decisions ?? {}) },
     }),
     async listen() {
       const address = await app.listen({ port: config.port, host: config.host });
@@ -253,9 +321,10 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       clearInterval(sweep);
       await app.close();
       // Finish what is in flight: judge queued events, then make every row durable.
-      await bus.drained();
-      await worker.stop();
-      await alerts.stop();
+      if (bus instanceof InProcessBus) await bus.drained();
+      await worker?.stop();
+      await alerts?.stop();
+      await deadLetterSubscription?.stop();
       await bus.close();
       for (const w of writers) await w.close();
       await store.close();

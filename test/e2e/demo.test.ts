@@ -32,6 +32,6 @@ describe('demo traffic through the embedded pipeline with the default policies',
     expect(byAgent.get('agent-shadow-13')!.policy_type).toBe('unknown_agent');
     expect(byAgent.get('agent-exfil-21')!.policy_type).toBe('unauthorized_api');
     for (const a of alerts) expect(a.count).toBeGreaterThan(1);
-    expect(p.worker.stats.events).toBeGreaterThan(2000);
+    expect(p.worker!.stats.events).toBeGreaterThan(2000);
   });
 });

@@ -18,6 +18,8 @@ export interface MemoryStateStoreOptions {
 export class MemoryStateStore implements StateStore {
   private readonly windows = new Map<string, SlidingWindowState>();
   private readonly idleTtlMs: number;
+  private replayed = 0;
+  private replayedPruned = 0;
 
   constructor(options: MemoryStateStoreOptions = {}) {
     this.idleTtlMs = options.idleTtlMs ?? 86_400_000;
@@ -45,12 +47,33 @@ export class MemoryStateStore implements StateStore {
       state.latenessMs !== op.latenessMs ||
       state.historyWindows !== op.historyWindows
     ) {
-      // A changed policy config starts a fresh window rather than mixing bucket sizes.
+      // A changed policy config starts a fresh window rather than mixing bucket
+      // sizes; the replay memory goes with it, so a replayed operation under the
+      // new config is applied to the fresh window.
       state = new SlidingWindowState(op.windowMs, op.bucketMs, op.latenessMs, op.historyWindows);
       this.windows.set(op.key, state);
     }
     state.touchedAt = now;
-    return state.add(op);
+    const result = state.add(op);
+    if (state.lastAnswer !== 'applied') {
+      this.replayed++;
+      if (state.lastAnswer === 'replayed-pruned') this.replayedPruned++;
+    }
+    return result;
+  }
+
+  /** Operations answered as replays (already applied at their bus position) since the store was created. */
+  get replayedOps(): number {
+    return this.replayed;
+  }
+
+  /**
+   * Replays whose first result had already been pruned, answered from the
+   * current window state instead (see `SlidingWindowState`). Non-zero only
+   * when a committed offset moved backwards.
+   */
+  get prunedReplayOps(): number {
+    return this.replayedPruned;
   }
 
   /** Drops keys idle longer than the TTL; returns how many were dropped. */
