@@ -48,6 +48,8 @@ export const ConfigSchema = z.strictObject({
       brokers: z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')).default([]),
       /** @default "agentwatch" */
       client_id: z.string().min(1).default('agentwatch'),
+      /** Prepended to consumer group names (`agentwatch-detectors`, `agentwatch-alerting`, …), to run several deployments on one cluster. @default "" */
+      group_prefix: z.string().max(100).default(''),
       /** Replication factor of topics agentwatch creates. @default 1 */
       replication_factor: z.number().int().min(1).max(16).default(1),
       topics: z

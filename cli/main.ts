@@ -9,6 +9,14 @@ import { formatSummary, type SummarySnapshot } from './summary.js';
 
 const VERSION = '0.1.0';
 
+function stageList(value: string): Stage[] {
+  const stages = value.split(',').map((s) => s.trim());
+  for (const s of stages) {
+    if (!(Stages as readonly string[]).includes(s)) throw new InvalidArgumentError(`unknown stage "${s}" (stages: ${Stages.join(', ')})`);
+  }
+  return stages as Stage[];
+}
+
 function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
@@ -26,6 +34,7 @@ interface RunOptions {
   demoSpeed: number;
   demoAgents: number;
   summary: boolean;
+  stages?: Stage[];
 }
 
 const STAGE_HELP: Record<Stage, string> = {
@@ -138,11 +147,12 @@ export function buildProgram(): Command {
     .option('--demo-speed <factor>', 'simulated seconds per real second in the demo', positiveNumber, 10)
     .option('--demo-agents <n>', 'normal agents in the demo', positiveNumber, 48)
     .option('--no-summary', 'do not print the live summary line')
+    .option('--stages <list>', `run only these stages, comma-separated (${Stages.join(', ')}); needs KAFKA_BROKERS`, stageList)
     .addHelpText(
       'after',
       '\nDefaults: port 8080, data dir ./data, policies policies/default.yaml.\nPrecedence: command line > environment > config file > defaults.',
     )
-    .action(async (opts: RunOptions) => runCommand(opts));
+    .action(async (opts: RunOptions) => runCommand(opts, opts.stages ?? Stages));
 
   for (const stage of Stages) {
     program

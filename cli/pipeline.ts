@@ -125,6 +125,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         clientId: config.kafka.client_id,
         partitions: config.bus.partitions,
         replicationFactor: config.kafka.replication_factor,
+        groupIdPrefix: config.kafka.group_prefix,
         deadLetterTopic: topics.dlq,
         logger,
       })

@@ -355,6 +355,30 @@ export function runStateStoreConformance(name: string, makeStore: () => Conforma
       expect(store.replayedOps).toBe(1);
     });
 
+    it('keeps replay results across large offset gaps, large offsets and large counts', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const key = keyOf('a');
+      // Offsets like the in-process bus's (microseconds since the epoch), gaps of every size.
+      const gaps = [1, 127, 128, 16_383, 16_384, 2 ** 35, 3];
+      let offset = 1_700_000_000_000_000;
+      const ops: WindowCountOp[] = [];
+      for (let i = 0; i < 150; i++) {
+        ops.push(windowOp(key, 100 + (i % 2), BASELINE, { partition: 0, offset, committedOffset: 1_700_000_000_000_000 }));
+        offset += gaps[i % gaps.length] as number;
+      }
+      const first = await both(store, reference, ops);
+      expect(first[149]?.count).toBe(150);
+      expect(await store.applyStateOps(ops)).toEqual(first);
+      // The next batch commits up to the 100th operation: the last 50 are kept, the rest pruned.
+      const committed = (ops[100] as WindowCountOp).offset;
+      await both(store, reference, [windowOp(key, 102, BASELINE, { partition: 0, offset, committedOffset: committed })]);
+      expect(await both(store, reference, ops.slice(100))).toEqual(first.slice(100));
+      const prunedBefore = store.prunedReplayOps;
+      await both(store, reference, ops.slice(90, 100));
+      expect(store.prunedReplayOps - prunedBefore).toBe(10);
+    });
+
     it('replays on one key do not affect replays on another', async () => {
       const store = await fresh();
       const reference = new MemoryStateStore();

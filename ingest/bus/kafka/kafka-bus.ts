@@ -245,6 +245,7 @@ export class KafkaBus implements EventBus {
   private readonly subscriptions = new Set<KafkaSubscription<unknown>>();
   private producer: Promise<Producer> | undefined;
   private admin: Promise<Admin> | undefined;
+  private closing = false;
   private closed = false;
 
   constructor(options: KafkaBusOptions) {
@@ -279,6 +280,7 @@ export class KafkaBus implements EventBus {
 
   async subscribe<T>(topic: Topic<T>, options: SubscribeOptions, handler: (batch: DeliveredBatch<T>) => Promise<void>): Promise<Subscription> {
     this.assertOpen();
+    if (this.closing) throw new BusError('AW_BUS_CLOSED', 'the kafka bus is closing');
     if (options.group.length === 0) throw invalid('group', 'must not be empty');
     const maxBatch = integerOption('maxBatch', options.maxBatch, this.options.maxBatch, 1);
     await this.ensureTopic(topic.name);
@@ -303,8 +305,14 @@ export class KafkaBus implements EventBus {
       options: this.options,
       onStopped: () => this.subscriptions.delete(subscription as KafkaSubscription<unknown>),
     });
-    await subscription.start();
+    // Tracked before it starts, so a close() meanwhile waits for it too.
     this.subscriptions.add(subscription as KafkaSubscription<unknown>);
+    try {
+      await subscription.start();
+    } catch (error) {
+      this.subscriptions.delete(subscription as KafkaSubscription<unknown>);
+      throw error;
+    }
     return subscription;
   }
 
@@ -325,9 +333,12 @@ export class KafkaBus implements EventBus {
 
   /** Stops every subscription (each finishes and commits its batch in hand), then disconnects. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.closing) return;
+    // No new subscriptions from here on; publishing (dead letters of the
+    // batches in hand among it) goes on until they are stopped.
+    this.closing = true;
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
+    this.closed = true;
     const [producer, admin] = [this.producer, this.admin];
     this.producer = undefined;
     this.admin = undefined;
@@ -337,7 +348,11 @@ export class KafkaBus implements EventBus {
     ]);
   }
 
-  /** Writes dead letters for undecodable records; throws (so the batch is retried) when that fails. */
+  /**
+   * Writes dead letters for undecodable records; throws (so the batch is
+   * retried) when that fails. Used by the bus's own subscriptions.
+   * @internal
+   */
   async deadLetter(letters: readonly { key: string; letter: DeadLetter }[], fromTopic: string): Promise<void> {
     const dlq = this.options.deadLetterTopic;
     if (fromTopic === dlq.name) {

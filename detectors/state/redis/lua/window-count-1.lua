@@ -93,13 +93,20 @@ end
 
 -- Occurrences held for the window ending at `bucket`. Its buckets are at most
 -- size - 1 consecutive ids, so each maps to its own slot: reading those slots
--- equals window.ts's scan of the whole ring.
+-- equals window.ts's scan of the whole ring. Consecutive ids sit in consecutive
+-- slots, so each run up to the ring's end is read with one struct.unpack.
 local function heldCount(bucket)
   local count = 0
-  for id = math.ceil(bucket - windowMs / bucketMs + 1), bucket do
-    local held, n = struct.unpack(SLOT, ring, slotStart(id))
-    if held == id then
-      count = count + n
+  local id = math.ceil(bucket - windowMs / bucketMs + 1)
+  while id <= bucket do
+    local start = slotStart(id)
+    local run = math.min(bucket - id + 1, size - (start - 1) / SLOT_BYTES)
+    local slots = { struct.unpack('<' .. string.rep('dI4', run), ring, start) }
+    for i = 1, 2 * run, 2 do
+      if slots[i] == id then
+        count = count + slots[i + 1]
+      end
+      id = id + 1
     end
   end
   return count
@@ -173,10 +180,12 @@ if historyWindows > 0 then
       end
       history = kept
     end
-    stats = robustStatsText(history)
+    local closedStats = robustStatsText(history)
+    if closedStats ~= stats then
+      stats, statsChanged = closedStats, 1
+    end
     historyText = table.concat(history, ',')
     currentWindow, currentCount = window, 1
-    statsChanged = 1
   end
 end
 
@@ -195,20 +204,16 @@ if positioned then
   end
   if offset >= committed then
     local code = count * 2 + (late and 1 or 0)
-    local entry
+    local withStats = nil
+    if stats ~= '' and (results == '' or statsChanged == 1) then
+      withStats = stats
+    end
     if results == '' then
       firstOffset = offset
-      entry = string.format('0,%d', code)
-      if stats ~= '' then
-        entry = entry .. ',' .. stats
-      end
+      results = encodeReplayEntry(0, code, withStats)
     else
-      entry = string.format('%d,%d', offset - lastOffset, code)
-      if statsChanged == 1 and stats ~= '' then
-        entry = entry .. ',' .. stats
-      end
+      results = results .. encodeReplayEntry(offset - lastOffset, code, withStats)
     end
-    results = results .. entry .. ';'
     lastOffset, statsChanged = offset, 0
     resultsChanged = true
   end

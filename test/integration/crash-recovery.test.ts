@@ -1,0 +1,201 @@
+/**
+ * Processing guarantee under a crash: 50,000 events flow through Kafka into a
+ * worker process (window state in Redis, rows in its own embedded ClickHouse) and
+ * an alerter process. The worker is killed with SIGKILL mid-stream and started
+ * again. Afterwards its verdicts, the alerts and the window state must equal
+ * those of a reference deployment that judged the same events uninterrupted.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { Kafka } from 'kafkajs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { partitionKey, validateEvent, type AgentEvent } from '../../core/event.js';
+import { buildTopics } from '../../core/topics.js';
+import { KafkaBus } from '../../ingest/bus/kafka/kafka-bus.js';
+import { createClickHouseClient } from '../../storage/clickhouse/client.js';
+import { repoRoot } from '../support/pipeline.js';
+import { startAgentwatch, waitFor, writeConfig, type AgentwatchProcess } from '../support/processes.js';
+
+const brokers = process.env.KAFKA_BROKERS;
+const redisUrl = process.env.REDIS_URL;
+if (brokers === undefined || redisUrl === undefined) throw new Error('KAFKA_BROKERS and REDIS_URL must be set (test/global-setup.ts starts them)');
+
+const TOTAL = 50_000;
+const sfx = randomBytes(4).toString('hex');
+const eventsTopic = `crash-events-${sfx}`;
+const work = mkdtempSync(path.join(tmpdir(), 'aw-crash-'));
+
+/** Deterministic traffic: steady agents, five bursting ones, an unknown product, an unapproved domain. */
+function makeEvents(): AgentEvent[] {
+  const start = Date.UTC(2026, 10, 24, 8, 0, 0); // 09:00 Berlin
+  const names = ['claude-code', 'cursor', 'copilot', 'codex'];
+  const out: AgentEvent[] = [];
+  const push = (input: Record<string, unknown>) => {
+    const r = validateEvent(input);
+    if (!r.ok) throw new Error(r.reason);
+    out.push(r.event);
+  };
+  for (let i = 0; i < TOTAL - 5_000; i++) {
+    const agent = i % 200;
+    push({
+      event_id: `c-${i}`,
+      time: start + i * 100,
+      agent: { id: `agent-${agent}`, name: agent % 50 === 7 ? 'shadow-gpt' : names[agent % names.length] },
+      type: i % 3 === 0 ? 'api_call' : i % 3 === 1 ? 'tool_call' : 'resource_access',
+      network: { domain: i % 97 === 0 ? 'paste.exfil-drop.net' : 'api.anthropic.com' },
+    });
+  }
+  for (let b = 0; b < 5; b++) {
+    for (let j = 0; j < 1_000; j++) {
+      push({ event_id: `b-${b}-${j}`, time: start + b * 900_000 + j * 120, agent: { id: `burst-${b}`, name: 'claude-code' }, type: 'api_call' });
+    }
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
+
+function deploymentConfig(name: string) {
+  const dir = path.join(work, name);
+  return {
+    port: 0,
+    data_dir: path.join(dir, 'data'),
+    policies: path.join(repoRoot, 'policies/default.yaml'),
+    log_level: 'warn',
+    kafka: {
+      brokers: brokers!.split(','),
+      group_prefix: `${name}-${sfx}-`,
+      topics: { events: eventsTopic, verdicts: `crash-verdicts-${name}-${sfx}`, dlq: `crash-dlq-${name}-${sfx}` },
+    },
+    redis: { url: redisUrl, key_prefix: `crash-${name}-${sfx}:` },
+    storage: { batch_rows: 10_000, batch_delay_ms: 100 },
+  };
+}
+
+async function healthEvents(p: AgentwatchProcess): Promise<number> {
+  try {
+    const res = await fetch(`${p.url}/healthz`);
+    return ((await res.json()) as { events: number }).events;
+  } catch {
+    return 0;
+  }
+}
+
+async function caughtUp(bus: KafkaBus, topic: string, group: string, end: Map<number, number>): Promise<boolean> {
+  const committed = await bus.committedOffsets(topic, group);
+  for (const [partition, high] of end) if ((committed.get(partition) ?? -1) < high) return false;
+  return true;
+}
+
+async function readRows<T>(dataDir: string, database: string, sql: string): Promise<T[]> {
+  const client = createClickHouseClient({ database, dataDir });
+  try {
+    const rs = await client.query({ query: sql.replaceAll('{db}', database), format: 'JSONEachRow' });
+    return await rs.json<T>();
+  } finally {
+    await client.close();
+  }
+}
+
+/** The window state of every key under a prefix, without the per-run replay bookkeeping. */
+async function windowState(redis: Redis, prefix: string): Promise<Map<string, string>> {
+  const state = new Map<string, string>();
+  let cursor = '0';
+  do {
+    // Window keys only (they carry the agent's {hash tag}); the meta key holds this deployment's state epoch.
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}aw:{*`, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      const [c, r, h, b, s] = await redis.hmgetBuffer(key, 'c', 'r', 'h', 'b', 's');
+      // s: watermark, partition, newest offset, current window, its count (5 doubles); the rest is replay bookkeeping.
+      const core = s === null || s === undefined ? '' : s.subarray(0, 40).toString('hex');
+      state.set(key.slice(prefix.length), [c?.toString(), r?.toString('hex'), h?.toString(), b?.toString(), core].join('|'));
+    }
+  } while (cursor !== '0');
+  return state;
+}
+
+const processes: AgentwatchProcess[] = [];
+afterAll(async () => {
+  for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  if (process.env.AW_KEEP_TEST_DIRS === undefined) rmSync(work, { recursive: true, force: true });
+  else console.log(`kept ${work}`);
+});
+
+describe('crash recovery: SIGKILL the worker mid-stream', () => {
+  it('ends with the same verdicts, alerts and window state as an uninterrupted run', { timeout: 600_000 }, async () => {
+    const topics = buildTopics({ events: eventsTopic, verdicts: 'unused', dlq: 'unused' });
+    const bus = new KafkaBus({ brokers: brokers.split(','), partitions: 4, clientId: `crash-test-${sfx}` });
+    const events = makeEvents();
+    for (let i = 0; i < events.length; i += 5_000) {
+      await bus.publish(topics.events, events.slice(i, i + 5_000).map((e) => ({ key: partitionKey(e.tenant, e.agent.id), value: e })));
+    }
+
+    const ref = deploymentConfig('ref');
+    const crash = deploymentConfig('crash');
+    const crashAlerter = { ...crash, data_dir: path.join(work, 'crash', 'alerter-data') };
+    const refFile = writeConfig(work, 'ref', ref);
+    const crashFile = writeConfig(work, 'crash', crash);
+    const crashAlerterFile = writeConfig(work, 'crash-alerter', crashAlerter);
+
+    const reference = await startAgentwatch(['run', '--stages', 'worker,alerter', '--config', refFile, '--no-summary']);
+    processes.push(reference);
+    const alerter = await startAgentwatch(['alerter', '--config', crashAlerterFile, '--no-summary']);
+    processes.push(alerter);
+    let worker = await startAgentwatch(['worker', '--config', crashFile, '--no-summary']);
+    processes.push(worker);
+
+    await waitFor('the worker to judge 15,000 events', async () => (await healthEvents(worker)) >= 15_000, 180_000, 50);
+    worker.child.kill('SIGKILL');
+    expect(await worker.exited).toBe('SIGKILL');
+    worker = await startAgentwatch(['worker', '--config', crashFile, '--no-summary']);
+    processes.push(worker);
+
+    const admin = new Kafka({ brokers: brokers.split(','), clientId: `crash-admin-${sfx}`, logLevel: 0 }).admin();
+    await admin.connect();
+    const highs = async (topic: string) => new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
+    const end = await highs(eventsTopic);
+    await waitFor('both deployments to judge every event', async () =>
+      (await caughtUp(bus, eventsTopic, `ref-${sfx}-agentwatch-detectors`, end)) && (await caughtUp(bus, eventsTopic, `crash-${sfx}-agentwatch-detectors`, end)),
+    300_000, 500);
+    for (const [name, group] of [['ref', `ref-${sfx}-agentwatch-alerting`], ['crash', `crash-${sfx}-agentwatch-alerting`]] as const) {
+      const verdictTopic = `crash-verdicts-${name}-${sfx}`;
+      const high = await highs(verdictTopic);
+      await waitFor(`${name} alerts to be up to date`, () => caughtUp(bus, verdictTopic, group, high), 120_000, 500);
+    }
+    for (const p of [reference, alerter, worker]) p.child.kill('SIGTERM');
+    await Promise.all([reference.exited, alerter.exited, worker.exited]);
+    await bus.close();
+    await admin.disconnect();
+
+    const db = 'agentwatch';
+    const verdictSql = 'SELECT verdict_id, policy_id, agent_id, would_decide, reason FROM {db}.verdicts FINAL ORDER BY verdict_id';
+    const refVerdicts = await readRows<Record<string, string>>(ref.data_dir, db, verdictSql);
+    const crashVerdicts = await readRows<Record<string, string>>(crash.data_dir, db, verdictSql);
+    expect(refVerdicts.length).toBeGreaterThan(1_000);
+    expect(crashVerdicts).toEqual(refVerdicts);
+
+    const alertSql = 'SELECT alert_id, policy_id, agent_id, count, status FROM {db}.alerts FINAL ORDER BY alert_id';
+    const refAlerts = await readRows<Record<string, unknown>>(ref.data_dir, db, alertSql);
+    const crashAlerts = await readRows<Record<string, unknown>>(crashAlerter.data_dir, db, alertSql);
+    expect(refAlerts.map((a) => a.policy_id)).toEqual(expect.arrayContaining(['api-rate-spike', 'approved-agents', 'approved-egress']));
+    expect(crashAlerts).toEqual(refAlerts);
+
+    const [events1] = await readRows<{ n: string }>(crash.data_dir, db, 'SELECT count() AS n FROM {db}.events FINAL');
+    expect(Number(events1!.n)).toBe(TOTAL);
+    const [audit] = await readRows<{ n: string; e: string }>(crash.data_dir, db, 'SELECT count() AS n, uniqExact(event_id) AS e FROM {db}.audit_log FINAL');
+    expect(Number(audit!.n)).toBe(TOTAL);
+    expect(Number(audit!.e)).toBe(TOTAL);
+
+    const redis = new Redis(redisUrl);
+    try {
+      const refState = await windowState(redis, ref.redis.key_prefix);
+      const crashState = await windowState(redis, crash.redis.key_prefix);
+      expect(refState.size).toBeGreaterThan(100);
+      expect(crashState).toEqual(refState);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
