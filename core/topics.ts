@@ -1,13 +1,24 @@
+import sjson from 'secure-json-parse';
 import { validateEvent, type AgentEvent } from './event.js';
 import type { Codec, Topic } from './ports.js';
 import type { DeadLetter, Verdict } from './records.js';
 
-/** JSON codec; `decode` validates events so a bad record is rejected with its reason. */
+/**
+ * JSON codec; `decode` validates events so a bad record is rejected with its
+ * reason. Records may come from any producer, so `__proto__` and
+ * `constructor.prototype` keys are refused rather than parsed into objects.
+ */
 function jsonCodec<T>(validate?: (value: unknown) => T): Codec<T> {
   return {
     encode: (value) => Buffer.from(JSON.stringify(value)),
     decode: (bytes) => {
-      const value: unknown = JSON.parse(bytes.toString('utf8'));
+      let value: unknown;
+      try {
+        value = sjson.parse(bytes.toString('utf8'), undefined, { protoAction: 'error', constructorAction: 'error' });
+      } catch (error) {
+        const message = (error as Error).message;
+        throw new Error(/prototype|__proto__|constructor/i.test(message) ? `forbidden key: ${message}` : `not valid JSON: ${message}`);
+      }
       return validate === undefined ? (value as T) : validate(value);
     },
   };

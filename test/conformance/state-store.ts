@@ -218,6 +218,21 @@ export function runStateStoreConformance(name: string, makeStore: () => Conforma
       expect(counts(results)).toEqual([1, 2, 3, 3, 4, 4]);
     });
 
+    it('counts windows of many buckets, rings of thousands of slots', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const config: WindowConfig = { windowMs: 1200, bucketMs: 1, latenessMs: 2000, historyWindows: 4 };
+      const rand = mulberry32(99);
+      const ops: StateOp[] = [];
+      let t = 5000;
+      for (let i = 0; i < 300; i++) {
+        t += Math.floor(rand() * 40);
+        ops.push(windowOp(keyOf('long'), rand() < 0.2 ? t - Math.floor(rand() * 4000) : t, config));
+      }
+      const results = await both(store, reference, ops);
+      expect(Math.max(...counts(results))).toBeGreaterThan(50);
+    });
+
     it('keeps a tumbling history with idle windows as zeros and returns median and MAD', async () => {
       const store = await fresh();
       const key = keyOf('a');

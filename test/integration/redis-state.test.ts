@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { agentStateKey, type StateOp, type WindowCountOp } from '../../core/state.js';
 import { StateError } from '../../detectors/state/redis/errors.js';
-import { redisKeys } from '../../detectors/state/redis/keys.js';
+import { agentWindowKey, redisKeys } from '../../detectors/state/redis/keys.js';
 import { RedisStateStore, type StateLostInfo } from '../../detectors/state/redis/redis-store.js';
 import { RATE_SPIKE_DEFAULT, runStateStoreConformance } from '../conformance/state-store.js';
 
@@ -169,7 +169,7 @@ describe('RedisStateStore on Redis', () => {
     const prefix = uniquePrefix();
     const store = new RedisStateStore({ redis: shared, keyPrefix: prefix, idleTtlMs: TEST_TTL_MS });
     const opKey = agentStateKey('acme-prod', 'agent-7f3c9a2e', 'api-rate-spike', 'rate');
-    const redisKey = redisKeys(prefix).windowState(opKey);
+    const redisKey = agentWindowKey(redisKeys(prefix), 'acme-prod', 'agent-7f3c9a2e', 'api-rate-spike', 'rate');
     const usage = async (): Promise<number> => Number(await shared.call('MEMORY', 'USAGE', redisKey, 'SAMPLES', '0'));
     // 300 events, one every 54 s (4.5 hours: the 48-window history fills), out of a
     // partition shared with ~1000 other agents (offsets 1000 apart), 10 of this

@@ -28,6 +28,7 @@ export interface StateLostInfo {
 /** The part of a pino logger the store uses. */
 export interface RedisStateStoreLogger {
   error(obj: object, msg: string): void;
+  warn?(obj: object, msg: string): void;
 }
 
 export interface RedisStateStoreOptions {
@@ -129,6 +130,9 @@ export class RedisStateStore implements StateStore {
       }
       this.client = new Redis(options.redis);
       this.ownsClient = true;
+      // Connection errors fail the operations that meet them (AW_STATE_UNAVAILABLE);
+      // the listener keeps ioredis from printing each reconnect attempt as unhandled.
+      this.client.on('error', (error: unknown) => options.logger?.warn?.({ err: error }, 'Redis connection error'));
     } else if (options.redis instanceof Redis || options.redis instanceof Cluster) {
       this.client = options.redis;
       this.ownsClient = false;

@@ -94,13 +94,14 @@ end
 -- Occurrences held for the window ending at `bucket`. Its buckets are at most
 -- size - 1 consecutive ids, so each maps to its own slot: reading those slots
 -- equals window.ts's scan of the whole ring. Consecutive ids sit in consecutive
--- slots, so each run up to the ring's end is read with one struct.unpack.
+-- slots, so each run up to the ring's end is read with one struct.unpack (of at
+-- most 256 slots: Lua 5.1 caps the values a C function may return at 8000).
 local function heldCount(bucket)
   local count = 0
   local id = math.ceil(bucket - windowMs / bucketMs + 1)
   while id <= bucket do
     local start = slotStart(id)
-    local run = math.min(bucket - id + 1, size - (start - 1) / SLOT_BYTES)
+    local run = math.min(bucket - id + 1, size - (start - 1) / SLOT_BYTES, 256)
     local slots = { struct.unpack('<' .. string.rep('dI4', run), ring, start) }
     for i = 1, 2 * run, 2 do
       if slots[i] == id then
