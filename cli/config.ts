@@ -50,6 +50,8 @@ export const ConfigSchema = z.strictObject({
       client_id: z.string().min(1).default('agentwatch'),
       /** Prepended to consumer group names (`agentwatch-detectors`, `agentwatch-alerting`, …), to run several deployments on one cluster. @default "" */
       group_prefix: z.string().max(100).default(''),
+      /** A consumer silent this long leaves its group and its partitions move to another instance. @default 30000 */
+      session_timeout_ms: z.number().int().min(6_000).max(300_000).default(30_000),
       /** Replication factor of topics agentwatch creates. @default 1 */
       replication_factor: z.number().int().min(1).max(16).default(1),
       topics: z

@@ -126,6 +126,8 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         partitions: config.bus.partitions,
         replicationFactor: config.kafka.replication_factor,
         groupIdPrefix: config.kafka.group_prefix,
+        sessionTimeoutMs: config.kafka.session_timeout_ms,
+        heartbeatIntervalMs: Math.min(3_000, Math.floor(config.kafka.session_timeout_ms / 3)),
         deadLetterTopic: topics.dlq,
         logger,
       })

@@ -13,6 +13,10 @@ import { Redis } from 'ioredis';
 import { Kafka } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { partitionKey, validateEvent, type AgentEvent } from '../../core/event.js';
+import { PolicyEngine, evaluateBatchSync } from '../../detectors/engine.js';
+import { loadPolicyFile } from '../../detectors/policy-loader.js';
+import { defaultRegistry } from '../../detectors/registry.js';
+import { MemoryStateStore } from '../../detectors/state/memory/memory-store.js';
 import { buildTopics } from '../../core/topics.js';
 import { KafkaBus } from '../../ingest/bus/kafka/kafka-bus.js';
 import { createClickHouseClient } from '../../storage/clickhouse/client.js';
@@ -56,7 +60,24 @@ function makeEvents(): AgentEvent[] {
   return out.sort((a, b) => a.time - b.time);
 }
 
-function deploymentConfig(name: string) {
+/**
+ * The verdicts a correct deployment must produce, computed in this process by
+ * the pure engine over the in-memory store: per agent, events are judged in the
+ * order of their partition, which is the order they were published in.
+ */
+function expectedVerdicts(events: readonly AgentEvent[]): { verdict_id: string; policy_id: string; agent_id: string; reason: string }[] {
+  const engine = new PolicyEngine(loadPolicyFile(path.join(repoRoot, 'policies/default.yaml')), defaultRegistry);
+  const store = new MemoryStateStore();
+  const out = [];
+  for (let i = 0; i < events.length; i += 1000) {
+    for (const v of evaluateBatchSync(engine, store, events.slice(i, i + 1000)).verdicts) {
+      out.push({ verdict_id: v.verdict_id, policy_id: v.policy_id, agent_id: v.agent_id, reason: v.reason });
+    }
+  }
+  return out.sort((a, b) => (a.verdict_id < b.verdict_id ? -1 : 1));
+}
+
+function deploymentConfig(name: string, topic = eventsTopic) {
   const dir = path.join(work, name);
   return {
     port: 0,
@@ -66,7 +87,8 @@ function deploymentConfig(name: string) {
     kafka: {
       brokers: brokers!.split(','),
       group_prefix: `${name}-${sfx}-`,
-      topics: { events: eventsTopic, verdicts: `crash-verdicts-${name}-${sfx}`, dlq: `crash-dlq-${name}-${sfx}` },
+      session_timeout_ms: 10_000,
+      topics: { events: topic, verdicts: `crash-verdicts-${name}-${sfx}`, dlq: `crash-dlq-${name}-${sfx}` },
     },
     redis: { url: redisUrl, key_prefix: `crash-${name}-${sfx}:` },
     storage: { batch_rows: 10_000, batch_delay_ms: 100 },
@@ -197,5 +219,84 @@ describe('crash recovery: SIGKILL the worker mid-stream', () => {
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe('two workers in one consumer group', () => {
+  it('share the partitions; killing one moves its partitions to the other with nothing lost or duplicated', { timeout: 600_000 }, async () => {
+    const topic = `pair-events-${sfx}`;
+    const topics = buildTopics({ events: topic, verdicts: 'unused', dlq: 'unused' });
+    const bus = new KafkaBus({ brokers: brokers.split(','), partitions: 4, clientId: `pair-test-${sfx}` });
+    const events = makeEvents();
+    const publish = async (from: number, to: number) => {
+      for (let i = from; i < to; i += 5_000) {
+        await bus.publish(topics.events, events.slice(i, Math.min(i + 5_000, to)).map((e) => ({ key: partitionKey(e.tenant, e.agent.id), value: e })));
+      }
+    };
+    const base = deploymentConfig('pair', topic);
+    const files = ['w1', 'w2', 'alerter'].map((n) => writeConfig(work, `pair-${n}`, { ...base, data_dir: path.join(work, 'pair', n) }));
+    const alerter = await startAgentwatch(['alerter', '--config', files[2]!, '--no-summary']);
+    processes.push(alerter);
+    const w1 = await startAgentwatch(['worker', '--config', files[0]!, '--no-summary']);
+    processes.push(w1);
+    const w2 = await startAgentwatch(['worker', '--config', files[1]!, '--no-summary']);
+    processes.push(w2);
+
+    const admin = new Kafka({ brokers: brokers.split(','), clientId: `pair-admin-${sfx}`, logLevel: 0 }).admin();
+    await admin.connect();
+    const group = `pair-${sfx}-agentwatch-detectors`;
+    await waitFor('both workers to join the group', async () => {
+      const { groups } = await admin.describeGroups([group]);
+      return groups[0]?.state === 'Stable' && groups[0].members.length === 2;
+    }, 120_000, 250);
+    // First half now; the second half only after one worker is dead, so its partitions must move.
+    await publish(0, TOTAL / 2);
+
+    // Both take part: each judges events before one of them is killed.
+    await waitFor('both workers to judge events', async () => (await healthEvents(w1)) > 500 && (await healthEvents(w2)) > 500, 180_000, 50);
+    w1.child.kill('SIGKILL');
+    await w1.exited;
+    await publish(TOTAL / 2, TOTAL);
+
+    const highs = async (t: string) => new Map((await admin.fetchTopicOffsets(t)).map((o) => [o.partition, Number(o.high)]));
+    const end = await highs(topic);
+    await waitFor('the surviving worker to take over and judge everything', () => caughtUp(bus, topic, `pair-${sfx}-agentwatch-detectors`, end), 300_000, 500);
+    const verdictTopic = `crash-verdicts-pair-${sfx}`;
+    const vend = await highs(verdictTopic);
+    await waitFor('alerts to be up to date', () => caughtUp(bus, verdictTopic, `pair-${sfx}-agentwatch-alerting`, vend), 120_000, 500);
+    for (const p of [w2, alerter]) p.child.kill('SIGTERM');
+    await Promise.all([w2.exited, alerter.exited]);
+    await bus.close();
+    await admin.disconnect();
+
+    const db = 'agentwatch';
+    const verdictSql = 'SELECT verdict_id, policy_id, agent_id, reason FROM {db}.verdicts FINAL ORDER BY verdict_id';
+    const union = new Map<string, Record<string, string>>();
+    const judged = new Set<string>();
+    for (const n of ['w1', 'w2']) {
+      const dir = path.join(work, 'pair', n);
+      for (const v of await readRows<Record<string, string>>(dir, db, verdictSql)) {
+        const seen = union.get(v.verdict_id!);
+        // A verdict judged by both (replayed after the takeover) must be identical.
+        if (seen !== undefined) expect(v).toEqual(seen);
+        union.set(v.verdict_id!, v);
+      }
+      for (const r of await readRows<{ event_id: string }>(dir, db, 'SELECT event_id FROM {db}.audit_log FINAL')) judged.add(r.event_id);
+    }
+    expect(judged.size).toBe(TOTAL);
+    // The survivor judged events of every partition: it took over the dead worker's.
+    const [w2Partitions] = await readRows<{ n: string }>(path.join(work, 'pair', 'w2'), db, 'SELECT uniqExact(bus_partition) AS n FROM {db}.audit_log FINAL');
+    expect(Number(w2Partitions!.n)).toBe(4);
+    const expected = expectedVerdicts(events);
+    expect([...union.values()].sort((a, b) => (a.verdict_id! < b.verdict_id! ? -1 : 1))).toEqual(expected);
+
+    const alerts = await readRows<{ policy_id: string; agent_id: string; count: number | string }>(
+      path.join(work, 'pair', 'alerter'),
+      db,
+      'SELECT policy_id, agent_id, count FROM {db}.alerts FINAL',
+    );
+    const expectedCounts = new Map<string, number>();
+    for (const v of expected) expectedCounts.set(`${v.policy_id}/${v.agent_id}`, (expectedCounts.get(`${v.policy_id}/${v.agent_id}`) ?? 0) + 1);
+    expect(new Map(alerts.map((a) => [`${a.policy_id}/${a.agent_id}`, Number(a.count)]))).toEqual(expectedCounts);
   });
 });

@@ -1,0 +1,234 @@
+/**
+ * Helpers for integration tests that run agentwatch deployments as child
+ * processes against Kafka and Redis and compare what they stored: event
+ * traffic, deployment configs, catch-up checks, reading the embedded ClickHouse
+ * data and the Redis window state, and driving the infra/ start/stop scripts.
+ */
+import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { partitionKey, validateEvent, type AgentEvent } from '../../core/event.js';
+import { buildTopics } from '../../core/topics.js';
+import { KafkaBus } from '../../ingest/bus/kafka/kafka-bus.js';
+import { createClickHouseClient } from '../../storage/clickhouse/client.js';
+import { repoRoot } from './pipeline.js';
+import type { AgentwatchProcess } from './processes.js';
+
+/** A port nobody listens on right now (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs one of the repository's shell scripts (infra/…); resolves with the last line of its stdout. */
+export function runScript(script: string, env: Record<string, string>, timeoutMs = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('bash', [path.join(repoRoot, script)], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      if (error !== null) {
+        reject(new Error(`${script} failed (${error.message.split('\n')[0] ?? ''}):\n${stderr.split('\n').slice(-60).join('\n')}`));
+        return;
+      }
+      resolve(stdout.trim().split('\n').pop() ?? '');
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Deterministic traffic of `total` events (time-ordered): steady agents, five
+ * bursting ones (rate alerts), an unknown product and an unapproved domain.
+ */
+export function makeTraffic(total: number, idPrefix: string): AgentEvent[] {
+  const start = Date.UTC(2026, 10, 24, 8, 0, 0); // 09:00 Berlin
+  const names = ['claude-code', 'cursor', 'copilot', 'codex'];
+  const bursts = 5;
+  const perBurst = Math.min(1_000, Math.floor(total / 10));
+  const out: AgentEvent[] = [];
+  const push = (input: Record<string, unknown>) => {
+    const r = validateEvent(input);
+    if (!r.ok) throw new Error(r.reason);
+    out.push(r.event);
+  };
+  for (let i = 0; i < total - bursts * perBurst; i++) {
+    const agent = i % 200;
+    push({
+      event_id: `${idPrefix}-${i}`,
+      time: start + i * 100,
+      agent: { id: `agent-${agent}`, name: agent % 50 === 7 ? 'shadow-gpt' : names[agent % names.length] },
+      type: i % 3 === 0 ? 'api_call' : i % 3 === 1 ? 'tool_call' : 'resource_access',
+      network: { domain: i % 97 === 0 ? 'paste.exfil-drop.net' : 'api.anthropic.com' },
+    });
+  }
+  for (let b = 0; b < bursts; b++) {
+    for (let j = 0; j < perBurst; j++) {
+      push({ event_id: `${idPrefix}-b${b}-${j}`, time: start + b * 300_000 + j * 120, agent: { id: `burst-${b}`, name: 'claude-code' }, type: 'api_call' });
+    }
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
+
+/** Publishes events onto `topic` in chunks (one producer, in order), each chunk awaited. */
+export async function publishEvents(bus: KafkaBus, topic: string, events: readonly AgentEvent[], chunk = 5_000): Promise<void> {
+  const t = buildTopics({ events: topic, verdicts: 'unused', dlq: 'unused' }).events;
+  for (let i = 0; i < events.length; i += chunk) {
+    await bus.publish(t, events.slice(i, i + chunk).map((e) => ({ key: partitionKey(e.tenant, e.agent.id), value: e })));
+  }
+}
+
+export interface DeploymentSpec {
+  /** Directory for data dirs and config files. */
+  work: string;
+  /** Deployment name: group prefix, topics and Redis key prefix derive from it. */
+  name: string;
+  /** Random suffix of the test run. */
+  sfx: string;
+  brokers: string;
+  redisUrl: string;
+  eventsTopic: string;
+}
+
+/** A deployment's config: its own data dir, consumer groups, verdict/DLQ topics and Redis key prefix. */
+export function deploymentConfig(spec: DeploymentSpec) {
+  const dir = path.join(spec.work, spec.name);
+  return {
+    port: 0,
+    data_dir: path.join(dir, 'data'),
+    policies: path.join(repoRoot, 'policies/default.yaml'),
+    log_level: 'warn',
+    kafka: {
+      brokers: spec.brokers.split(','),
+      group_prefix: `${spec.name}-${spec.sfx}-`,
+      topics: { events: spec.eventsTopic, verdicts: `verdicts-${spec.name}-${spec.sfx}`, dlq: `dlq-${spec.name}-${spec.sfx}` },
+    },
+    redis: { url: spec.redisUrl, key_prefix: `rs-${spec.name}-${spec.sfx}:` },
+    storage: { batch_rows: 10_000, batch_delay_ms: 100 },
+  };
+}
+export type DeploymentConfig = ReturnType<typeof deploymentConfig>;
+
+export interface Health {
+  events: number;
+  state_lost_at: number | null;
+}
+
+/** `/healthz` of a process, or null while it does not answer. */
+export async function health(p: AgentwatchProcess): Promise<Health | null> {
+  try {
+    const res = await fetch(`${p.url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+    return (await res.json()) as Health;
+  } catch {
+    return null;
+  }
+}
+
+/** Kafka admin for offsets; separate from the deployments' clients. */
+export class OffsetWatcher {
+  private readonly admin: Admin;
+  private connected: Promise<void> | undefined;
+
+  constructor(brokers: string, clientId: string) {
+    this.admin = new Kafka({ brokers: brokers.split(','), clientId, logLevel: logLevel.NOTHING, retry: { retries: 2 } }).admin();
+  }
+
+  private async ready(): Promise<Admin> {
+    this.connected ??= this.admin.connect().catch((error: unknown) => {
+      this.connected = undefined;
+      throw error;
+    });
+    await this.connected;
+    return this.admin;
+  }
+
+  /** High watermark per partition. */
+  async highs(topic: string): Promise<Map<number, number>> {
+    const admin = await this.ready();
+    return new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
+  }
+
+  /** Whether `groupId` (full name, prefix included) has committed every partition up to `end`; false while Kafka does not answer. */
+  async caughtUp(topic: string, groupId: string, end: Map<number, number>): Promise<boolean> {
+    try {
+      const admin = await this.ready();
+      const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const committed = new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+      for (const [partition, high] of end) if ((committed.get(partition) ?? -1) < high) return false;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.admin.disconnect().catch(() => undefined);
+  }
+}
+
+export async function readRows<T>(dataDir: string, sql: string, database = 'agentwatch'): Promise<T[]> {
+  const client = createClickHouseClient({ database, dataDir });
+  try {
+    const rs = await client.query({ query: sql.replaceAll('{db}', database), format: 'JSONEachRow' });
+    return await rs.json<T>();
+  } finally {
+    await client.close();
+  }
+}
+
+/** The window state of every key under a prefix, without the per-run replay bookkeeping (as in crash-recovery). */
+export async function windowState(redis: Redis, prefix: string): Promise<Map<string, string>> {
+  const state = new Map<string, string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}aw:{*`, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      const [c, r, h, b, s] = await redis.hmgetBuffer(key, 'c', 'r', 'h', 'b', 's');
+      const core = s === null || s === undefined ? '' : s.subarray(0, 40).toString('hex');
+      state.set(key.slice(prefix.length), [c?.toString(), r?.toString('hex'), h?.toString(), b?.toString(), core].join('|'));
+    }
+  } while (cursor !== '0');
+  return state;
+}
+
+export const VERDICT_SQL = 'SELECT verdict_id, policy_id, agent_id, would_decide, reason FROM {db}.verdicts FINAL ORDER BY verdict_id';
+export const ALERT_SQL = 'SELECT alert_id, policy_id, agent_id, count, status FROM {db}.alerts FINAL ORDER BY alert_id';
+
+/** Row counts that show loss (fewer) or duplication (more) of judged events. */
+export async function judgedCounts(dataDir: string): Promise<{ events: number; audit: number; auditIds: number; auditRaw: number }> {
+  const [events] = await readRows<{ n: string }>(dataDir, 'SELECT count() AS n FROM {db}.events FINAL');
+  const [audit] = await readRows<{ n: string; e: string }>(dataDir, 'SELECT count() AS n, uniqExact(event_id) AS e FROM {db}.audit_log FINAL');
+  const [raw] = await readRows<{ n: string }>(dataDir, 'SELECT count() AS n FROM {db}.audit_log');
+  return { events: Number(events?.n), audit: Number(audit?.n), auditIds: Number(audit?.e), auditRaw: Number(raw?.n) };
+}
+
+/** Counts JSON log lines of a process's stderr whose `msg` contains `text`. */
+export function countLogLines(stderr: string, text: string): number {
+  let n = 0;
+  for (const line of stderr.split('\n')) if (line.includes(text)) n++;
+  return n;
+}
+
+/** Stops processes with SIGTERM (they finish their batches) and waits for them. */
+export async function stopProcesses(processes: readonly AgentwatchProcess[], timeoutMs = 60_000): Promise<void> {
+  await Promise.all(
+    processes.map(async (p) => {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+      p.child.kill('SIGTERM');
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+      await p.exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+
+export { KafkaBus };
