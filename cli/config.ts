@@ -14,6 +14,12 @@ export const ConfigSchema = z.strictObject({
   data_dir: z.string().min(1).default('./data'),
   /** Policy document (YAML or JSON). @default "policies/default.yaml" */
   policies: z.string().min(1).default('policies/default.yaml'),
+  /**
+   * Base URL of the alerter process (`agentwatch alerter`), for an `agentwatch api`
+   * process that runs without the alerter: alert changes (ack, resolve) are
+   * forwarded there, because the alerter owns the alert lifecycle.
+   */
+  alerter_url: z.string().url().optional(),
   /** pino level. @default "info" */
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   clickhouse: z
@@ -128,6 +134,7 @@ export function loadConfig(configPath: string | undefined, env: Env, overrides: 
   setIfDefined(merged, 'data_dir', env.AGENTWATCH_DATA_DIR);
   setIfDefined(merged, 'policies', env.AGENTWATCH_POLICIES);
   setIfDefined(merged, 'log_level', env.AGENTWATCH_LOG_LEVEL);
+  setIfDefined(merged, 'alerter_url', env.AGENTWATCH_ALERTER_URL);
   setIfDefined(clickhouse, 'url', env.CLICKHOUSE_URL);
   setIfDefined(clickhouse, 'username', env.CLICKHOUSE_USER);
   setIfDefined(clickhouse, 'password', env.CLICKHOUSE_PASSWORD);

@@ -226,15 +226,30 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         await alertsWriter.flush();
         return store.getAlert(id);
       },
-      acknowledge: (id, by) => alertTransition(id, () => requireAlerter().acknowledge(id, by)),
-      resolve: (id) => alertTransition(id, () => requireAlerter().resolve(id)),
+      acknowledge: (id, by) => (alerts === undefined ? forwardToAlerter(id, 'ack', by) : alertTransition(id, () => alerts.acknowledge(id, by))),
+      resolve: (id, by) => (alerts === undefined ? forwardToAlerter(id, 'resolve', by) : alertTransition(id, () => alerts.resolve(id))),
     },
   });
-  function requireAlerter(): AlertService {
-    if (alerts === undefined) {
-      throw new ApiError('AW_API_UNAVAILABLE', 'alert changes are made by the alerter stage; run the API in the same process as the alerter (`agentwatch run`)');
+  /** An API process without the alerter forwards alert changes to the alerter process, which owns the lifecycle. */
+  async function forwardToAlerter(id: string, change: 'ack' | 'resolve', by: string): Promise<Alert> {
+    if (config.alerter_url === undefined) {
+      throw new ApiError('AW_API_UNAVAILABLE', 'alert changes are made by the alerter: set alerter_url (AGENTWATCH_ALERTER_URL) or run the API with the alerter (`agentwatch run`)');
     }
-    return alerts;
+    let res: Response;
+    try {
+      res = await fetch(new URL(`/v1/alerts/${encodeURIComponent(id)}/${change}`, config.alerter_url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ by }),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (cause) {
+      throw new ApiError('AW_API_UNAVAILABLE', `the alerter at ${config.alerter_url} did not answer: ${(cause as Error).message}`);
+    }
+    const body = (await res.json()) as Alert & { code?: string; message?: string };
+    if (res.ok) return body;
+    const code = res.status === 404 ? 'AW_API_NOT_FOUND' : res.status === 409 ? 'AW_API_CONFLICT' : res.status === 400 ? 'AW_API_VALIDATION' : 'AW_API_UNAVAILABLE';
+    throw new ApiError(code, body.message ?? `the alerter answered ${res.status}`);
   }
   async function alertTransition(id: string, change: () => Promise<Alert>): Promise<Alert> {
     try {

@@ -97,4 +97,34 @@ describe('Kafka + Redis pipeline fed by kcat', () => {
     expect(await count('SELECT count() AS n FROM {db}.audit_log FINAL')).toBe(229);
     expect(await count('SELECT count() AS n FROM {db}.verdicts FINAL')).toBe(29);
   });
+
+  it('an API-only process reads the alerts and forwards alert changes to the alerter', { timeout: 60_000 }, async () => {
+    const alerterUrl = await p.listen();
+    const api = await startTestPipeline(Object.freeze({ ...config, alerter_url: alerterUrl }), ['api']);
+    try {
+      await api.app.ready();
+      const res = await api.app.inject({ method: 'GET', url: '/v1/alerts?policy_type=unknown_agent' });
+      const [shadow] = (res.json() as Page<Alert>).items;
+      expect(shadow).toMatchObject({ agent_id: 'agent-shadow-13', status: 'open' });
+      const ack = await api.app.inject({ method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack`, payload: { by: 'ana' } });
+      expect(ack.statusCode).toBe(200);
+      expect(ack.json()).toMatchObject({ alert_id: shadow!.alert_id, status: 'acknowledged', acknowledged_by: 'ana' });
+      const seen = await p.app.inject({ method: 'GET', url: `/v1/alerts/${shadow!.alert_id}` });
+      expect(seen.json()).toMatchObject({ status: 'acknowledged' });
+      const missing = await api.app.inject({ method: 'POST', url: `/v1/alerts/${'0'.repeat(32)}/resolve` });
+      expect(missing.statusCode).toBe(404);
+      expect(missing.json()).toMatchObject({ code: 'AW_API_NOT_FOUND' });
+      // Without the alerter's address the API says how to fix it.
+      const lonely = await startTestPipeline(config, ['api']);
+      try {
+        const refused = await lonely.app.inject({ method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/resolve` });
+        expect(refused.statusCode).toBe(503);
+        expect(refused.json().message).toMatch(/AGENTWATCH_ALERTER_URL/);
+      } finally {
+        await lonely.stop();
+      }
+    } finally {
+      await api.stop();
+    }
+  });
 });

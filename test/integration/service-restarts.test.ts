@@ -16,7 +16,7 @@
  * Each restart prints its recovery time (service back → deployment caught up).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -47,21 +47,24 @@ const sharedRedis = process.env.REDIS_URL;
 if (sharedBrokers === undefined || sharedRedis === undefined) throw new Error('KAFKA_BROKERS and REDIS_URL must be set (test/global-setup.ts starts them)');
 
 const work = mkdtempSync(path.join(tmpdir(), 'aw-restarts-'));
-const processes: AgentwatchProcess[] = [];
+const processes: { name: string; process: AgentwatchProcess }[] = [];
 /** Services this file started, stopped again in afterAll (stop scripts are idempotent). */
 const services: { script: string; env: Record<string, string> }[] = [];
 
 afterAll(async () => {
-  for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  for (const { process: p } of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   for (const s of services.reverse()) await runScript(s.script, s.env, 60_000).catch((error: unknown) => console.error(error));
   if (process.env.AW_KEEP_TEST_DIRS === undefined) rmSync(work, { recursive: true, force: true });
-  else console.log(`kept ${work}`);
+  else {
+    for (const { name, process: p } of processes) writeFileSync(path.join(work, `${name}.stderr.log`), p.stderr());
+    console.log(`kept ${work} (process logs in *.stderr.log)`);
+  }
 }, 120_000);
 
-async function start(args: string[]): Promise<AgentwatchProcess> {
+async function start(name: string, args: string[]): Promise<AgentwatchProcess> {
   // The environment would override the config file's brokers and Redis URL (cli/config.ts).
   const p = await startAgentwatch(args, { KAFKA_BROKERS: '', REDIS_URL: '' });
-  processes.push(p);
+  processes.push({ name, process: p });
   return p;
 }
 
@@ -142,9 +145,9 @@ describe('service restarts mid-stream', () => {
     const dep = deploymentConfig({ ...spec, name: 'redis-restart', redisUrl });
     const depAlerter = { ...dep, data_dir: path.join(work, 'redis-restart', 'alerter-data') };
     const [reference, alerter, worker] = await Promise.all([
-      start(['run', '--stages', 'worker,alerter', '--config', writeConfig(work, 'redis-ref', ref), '--no-summary']),
-      start(['alerter', '--config', writeConfig(work, 'redis-restart-alerter', depAlerter), '--no-summary']),
-      start(['worker', '--config', writeConfig(work, 'redis-restart', dep), '--no-summary']),
+      start('redis-ref', ['run', '--stages', 'worker,alerter', '--config', writeConfig(work, 'redis-ref', ref), '--no-summary']),
+      start('redis-restart-alerter', ['alerter', '--config', writeConfig(work, 'redis-restart-alerter', depAlerter), '--no-summary']),
+      start('redis-restart-worker', ['worker', '--config', writeConfig(work, 'redis-restart', dep), '--no-summary']),
     ]);
 
     // A steady producer: 500 events every 50 ms.
@@ -223,7 +226,7 @@ describe('service restarts mid-stream', () => {
     const offsets = new OffsetWatcher(sharedBrokers, `rs-lost-admin-${sfx}`);
     await publishEvents(bus, eventsTopic, events.slice(0, 3_000));
     const dep = deploymentConfig({ work, sfx, brokers: sharedBrokers, eventsTopic, name: 'redis-lost', redisUrl });
-    const worker = await start(['worker', '--config', writeConfig(work, 'redis-lost', dep), '--no-summary']);
+    const worker = await start('redis-lost-worker', ['worker', '--config', writeConfig(work, 'redis-lost', dep), '--no-summary']);
     await waitFor('the worker to judge 3,000 events', async () => ((await health(worker))?.events ?? 0) >= 3_000, 60_000, 50);
     expect((await health(worker))?.state_lost_at).toBeNull();
 
@@ -276,8 +279,8 @@ describe('service restarts mid-stream', () => {
     const dep = deploymentConfig({ ...spec, name: 'kafka-restart' });
     const depAlerter = { ...dep, data_dir: path.join(work, 'kafka-restart', 'alerter-data') };
     const [alerter, worker] = await Promise.all([
-      start(['alerter', '--config', writeConfig(work, 'kafka-restart-alerter', depAlerter), '--no-summary']),
-      start(['worker', '--config', writeConfig(work, 'kafka-restart', dep), '--no-summary']),
+      start('kafka-restart-alerter', ['alerter', '--config', writeConfig(work, 'kafka-restart-alerter', depAlerter), '--no-summary']),
+      start('kafka-restart-worker', ['worker', '--config', writeConfig(work, 'kafka-restart', dep), '--no-summary']),
     ]);
     await waitFor('the worker to judge 2,000 events', async () => ((await health(worker))?.events ?? 0) >= 2_000, 60_000, 20);
     const judgedAtStop = (await health(worker))?.events ?? 0;
@@ -304,7 +307,7 @@ describe('service restarts mid-stream', () => {
 
     // The reference judges the same events after the fact, undisturbed.
     const ref = deploymentConfig({ ...spec, name: 'kafka-ref' });
-    const reference = await start(['run', '--stages', 'worker,alerter', '--config', writeConfig(work, 'kafka-ref', ref), '--no-summary']);
+    const reference = await start('kafka-ref', ['run', '--stages', 'worker,alerter', '--config', writeConfig(work, 'kafka-ref', ref), '--no-summary']);
     await waitCaughtUp(offsets, ref, end, 120_000);
     await stopProcesses([reference, alerter, worker]);
     await offsets.close();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ConfigSchema, type Config } from '../../cli/config.js';
-import { startEmbeddedPipeline, type EmbeddedPipeline } from '../../cli/pipeline.js';
+import { startEmbeddedPipeline, type EmbeddedPipeline, type Stage } from '../../cli/pipeline.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -25,6 +25,6 @@ export function testConfig(overrides: Record<string, unknown> = {}): Config {
   );
 }
 
-export async function startTestPipeline(config: Config): Promise<EmbeddedPipeline> {
-  return startEmbeddedPipeline(config, { logger: pino({ level: 'silent' }), watchPolicies: false });
+export async function startTestPipeline(config: Config, stages?: readonly Stage[]): Promise<EmbeddedPipeline> {
+  return startEmbeddedPipeline(config, { logger: pino({ level: 'silent' }), watchPolicies: false, ...(stages === undefined ? {} : { stages }) });
 }
