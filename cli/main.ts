@@ -134,38 +134,34 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError();
 
-  program
-    .command('run')
-    .description('run every stage (ingest, detectors, alerting, API) in one process on embedded defaults')
-    .option('-p, --port <port>', 'HTTP port (env AGENTWATCH_PORT)', undefined)
-    .option('--host <host>', 'interface to listen on (env AGENTWATCH_HOST)', undefined)
-    .option('-d, --data-dir <dir>', 'data directory for embedded ClickHouse (env AGENTWATCH_DATA_DIR)', undefined)
-    .option('--policies <file>', 'policy document, YAML or JSON (env AGENTWATCH_POLICIES)', undefined)
-    .option('-c, --config <file>', 'config file, YAML (env AGENTWATCH_CONFIG)', undefined)
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTWATCH_LOG_LEVEL)', undefined)
-    .option('--demo', 'generate synthetic telemetry: normal agents plus injected attacks')
-    .option('--demo-speed <factor>', 'simulated seconds per real second in the demo', positiveNumber, 10)
-    .option('--demo-agents <n>', 'normal agents in the demo', positiveNumber, 48)
-    .option('--no-summary', 'do not print the live summary line')
-    .option('--stages <list>', `run only these stages, comma-separated (${Stages.join(', ')}); needs KAFKA_BROKERS`, stageList)
-    .addHelpText(
-      'after',
-      '\nDefaults: port 8080, data dir ./data, policies policies/default.yaml.\nPrecedence: command line > environment > config file > defaults.',
-    )
-    .action(async (opts: RunOptions) => runCommand(opts, opts.stages ?? Stages));
-
-  for (const stage of Stages) {
-    program
-      .command(stage)
-      .description(`run only the ${stage} stage: ${STAGE_HELP[stage]} (needs KAFKA_BROKERS)`)
-      .option('-p, --port <port>', 'HTTP port for health and API routes (env AGENTWATCH_PORT)', undefined)
+  /** Options every process command shares. */
+  const withProcessOptions = (command: Command): Command =>
+    command
+      .option('-p, --port <port>', 'HTTP port (env AGENTWATCH_PORT)', undefined)
       .option('--host <host>', 'interface to listen on (env AGENTWATCH_HOST)', undefined)
       .option('-d, --data-dir <dir>', 'data directory for embedded ClickHouse (env AGENTWATCH_DATA_DIR)', undefined)
       .option('--policies <file>', 'policy document, YAML or JSON (env AGENTWATCH_POLICIES)', undefined)
       .option('-c, --config <file>', 'config file, YAML (env AGENTWATCH_CONFIG)', undefined)
       .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env AGENTWATCH_LOG_LEVEL)', undefined)
       .option('--no-summary', 'do not print the live summary line')
-      .action(async (opts: RunOptions) => runCommand({ ...opts, demoSpeed: 1, demoAgents: 0 }, [stage]));
+      .addHelpText(
+        'after',
+        '\nDefaults: port 8080, data dir ./data, policies policies/default.yaml.\nPrecedence: command line > environment > config file > defaults.',
+      );
+
+  withProcessOptions(
+    program.command('run').description('run every stage (ingest, detectors, alerting, API) in one process; embedded defaults, or Kafka/Redis when KAFKA_BROKERS/REDIS_URL are set'),
+  )
+    .option('--demo', 'generate synthetic telemetry: normal agents plus injected attacks')
+    .option('--demo-speed <factor>', 'simulated seconds per real second in the demo', positiveNumber, 10)
+    .option('--demo-agents <n>', 'normal agents in the demo', positiveNumber, 48)
+    .option('--stages <list>', `run only these stages, comma-separated (${Stages.join(', ')}); needs KAFKA_BROKERS`, stageList)
+    .action(async (opts: RunOptions) => runCommand(opts, opts.stages ?? Stages));
+
+  for (const stage of Stages) {
+    withProcessOptions(program.command(stage).description(`run only the ${stage} stage: ${STAGE_HELP[stage]} (needs KAFKA_BROKERS)`)).action(
+      async (opts: RunOptions) => runCommand({ ...opts, demoSpeed: 1, demoAgents: 0 }, [stage]),
+    );
   }
 
   const policies = program.command('policies').description('work with policy documents');
