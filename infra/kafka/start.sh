@@ -176,7 +176,12 @@ rootLogger.appenderRef.console.ref = STDERR
 EOF
 
 # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
-cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+# A KRaft cluster id is 16 random bytes in URL-safe base64. One starting with
+# "-" would be read by the format tool as an option, so draw again.
+cluster_id="-"
+until [[ $cluster_id != -* ]]; do
+  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+done
 jvm_common=(-cp "$lib_dir/*" -Djava.awt.headless=true)
 if [ ! -f "$data_dir/kraft-logs/meta.properties" ]; then
   "$java_bin" -Xmx256m "${jvm_common[@]}" -Dlog4j2.configurationFile="$data_dir/log4j2-tools.properties" kafka.tools.StorageTool format \

@@ -10,6 +10,7 @@ import {
   type logCreator,
   type Message,
   type Producer,
+  type RetryOptions,
 } from 'kafkajs';
 import pino, { type Logger } from 'pino';
 import type { BusRecord, DeliveredBatch, DeliveredRecord, EventBus, SubscribeOptions, Subscription, Topic } from '../../../core/ports.js';
@@ -64,6 +65,20 @@ export interface KafkaBusOptions {
   retryMaxDelayMs?: number;
   /** @default 10_000 */
   connectionTimeoutMs?: number;
+  /**
+   * Retries of a consumer's broker requests and connections before KafkaJS
+   * gives up on them, backing off exponentially from 300 ms up to
+   * `consumerRetryMaxDelayMs`. The defaults ride out about a minute of the
+   * broker being away (a restart). A consumer that gives up crashes, and KafkaJS
+   * restarts it as a new group member: the group then waits out the old
+   * member's session timeout (`sessionTimeoutMs`) before anyone consumes again.
+   * (The producer and admin keep KafkaJS's defaults, about 10 s: a publish fails
+   * rather than holds its caller for a minute.)
+   * @default 14
+   */
+  consumerRetries?: number;
+  /** @default 5_000 */
+  consumerRetryMaxDelayMs?: number;
   /** KafkaJS logs are routed here (child logger `module: "kafka-bus"`). @default pino at level "warn" */
   logger?: Logger;
 }
@@ -90,6 +105,8 @@ interface ResolvedOptions {
   readonly retryInitialDelayMs: number;
   readonly retryMaxDelayMs: number;
   readonly connectionTimeoutMs: number;
+  readonly consumerRetries: number;
+  readonly consumerRetryMaxDelayMs: number;
 }
 
 function invalid(key: string, rule: string): BusError {
@@ -134,6 +151,8 @@ export function resolveKafkaBusOptions(options: KafkaBusOptions): Readonly<Resol
     retryInitialDelayMs,
     retryMaxDelayMs: integerOption('retryMaxDelayMs', options.retryMaxDelayMs, 30_000, retryInitialDelayMs),
     connectionTimeoutMs: integerOption('connectionTimeoutMs', options.connectionTimeoutMs, 10_000, 100),
+    consumerRetries: integerOption('consumerRetries', options.consumerRetries, 14, 0, 1000),
+    consumerRetryMaxDelayMs: integerOption('consumerRetryMaxDelayMs', options.consumerRetryMaxDelayMs, 5_000, 300),
   });
 }
 
@@ -160,7 +179,13 @@ function pinoLogCreator(logger: Logger): logCreator {
     ({ namespace, level, log }) => {
       const { message, timestamp: _timestamp, ...fields } = log;
       const entry = { ...fields, kafkajs: namespace };
-      if (level === KafkaLogLevel.ERROR) logger.error(entry, message);
+      // The producer's retries are bounded on purpose (a publish fails instead of
+      // hanging while the broker is away, so shutdown and the handler backoff
+      // work; they were bounded before too, by KafkaJS's defaults) and replays are
+      // harmless (deterministic ids); KafkaJS warns about any explicit bound on
+      // every connect. Kept at debug.
+      if (typeof message === 'string' && message.startsWith('Limiting retries for the idempotent producer')) logger.debug(entry, message);
+      else if (level === KafkaLogLevel.ERROR) logger.error(entry, message);
       else if (level === KafkaLogLevel.WARN) logger.warn(entry, message);
       else if (level === KafkaLogLevel.INFO) logger.info(entry, message);
       else logger.debug(entry, message);
@@ -207,6 +232,15 @@ function isTopicAlreadyExists(error: unknown): boolean {
   return Array.isArray(errors) && errors.length > 0 && errors.every((e) => isTopicAlreadyExists(e));
 }
 
+function isRetriable(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { retriable?: unknown }).retriable === true;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long creating a topic may keep retrying retriable failures (metadata not yet propagated, leader elections). */
+const TOPIC_READY_TIMEOUT_MS = 30_000;
+
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -239,10 +273,14 @@ export function deadLetterOf(topic: string, partition: number, message: KafkaMes
 export class KafkaBus implements EventBus {
   private readonly options: Readonly<ResolvedOptions>;
   private readonly logger: Logger;
+  /** Producer and admin. */
   private readonly kafka: Kafka;
+  /** Consumers: the same brokers with the longer retries of {@link KafkaBusOptions.consumerRetries}. */
+  private readonly consumerKafka: Kafka;
   private readonly onDeadLetter: KafkaBusOptions['onDeadLetter'];
   private readonly topicsReady = new Map<string, Promise<void>>();
   private readonly subscriptions = new Set<KafkaSubscription<unknown>>();
+  private readonly consumerRetry: RetryOptions;
   private producer: Promise<Producer> | undefined;
   private admin: Promise<Admin> | undefined;
   private closing = false;
@@ -252,13 +290,23 @@ export class KafkaBus implements EventBus {
     this.options = resolveKafkaBusOptions(options);
     this.onDeadLetter = options.onDeadLetter;
     this.logger = (options.logger ?? pino({ level: 'warn' })).child({ module: 'kafka-bus' });
-    this.kafka = new Kafka({
-      clientId: this.options.clientId,
-      brokers: [...this.options.brokers],
-      connectionTimeout: this.options.connectionTimeoutMs,
-      logLevel: kafkaLevelOf(this.logger),
-      logCreator: pinoLogCreator(this.logger),
-    });
+    // Every retry field explicit: KafkaJS's own defaults differ under NODE_ENV=test,
+    // and the processes of a test should behave as they do in production.
+    const client = (retry: RetryOptions) =>
+      new Kafka({
+        clientId: this.options.clientId,
+        brokers: [...this.options.brokers],
+        connectionTimeout: this.options.connectionTimeoutMs,
+        retry: { initialRetryTime: 300, factor: 0.2, multiplier: 2, ...retry },
+        logLevel: kafkaLevelOf(this.logger),
+        logCreator: pinoLogCreator(this.logger),
+      });
+    // KafkaJS's production defaults: about 10 s of retries.
+    this.kafka = client({ retries: 5, maxRetryTime: 30_000 });
+    // A consumer's connections and metadata go through its client's retries; its
+    // group and fetch loop through the consumer's own: both get the long budget.
+    this.consumerRetry = { initialRetryTime: 300, factor: 0.2, multiplier: 2, retries: this.options.consumerRetries, maxRetryTime: this.options.consumerRetryMaxDelayMs };
+    this.consumerKafka = client(this.consumerRetry);
   }
 
   async publish<T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void> {
@@ -285,7 +333,7 @@ export class KafkaBus implements EventBus {
     const maxBatch = integerOption('maxBatch', options.maxBatch, this.options.maxBatch, 1);
     await this.ensureTopic(topic.name);
     const groupId = `${this.options.groupIdPrefix}${options.group}`;
-    const consumer = this.kafka.consumer({
+    const consumer = this.consumerKafka.consumer({
       groupId,
       sessionTimeout: this.options.sessionTimeoutMs,
       heartbeatInterval: this.options.heartbeatIntervalMs,
@@ -293,6 +341,7 @@ export class KafkaBus implements EventBus {
       maxBytesPerPartition: this.options.maxBytesPerPartition,
       maxWaitTimeInMs: this.options.maxWaitMs,
       allowAutoTopicCreation: false,
+      retry: this.consumerRetry,
     });
     const subscription = new KafkaSubscription<T>({
       bus: this,
@@ -389,17 +438,40 @@ export class KafkaBus implements EventBus {
     return ready;
   }
 
+  /**
+   * Creates the topic and waits for its partition leaders. A retriable failure
+   * (typically UNKNOWN_TOPIC_OR_PARTITION right after the create: the broker's
+   * metadata does not show the new topic yet) is retried for up to
+   * {@link TOPIC_READY_TIMEOUT_MS}; a later attempt finds the topic created and
+   * checks its leaders instead.
+   */
   private async createTopic(name: string): Promise<void> {
     const admin = await this.connectedAdmin();
-    try {
-      const created = await admin.createTopics({
-        topics: [{ topic: name, numPartitions: this.options.partitions, replicationFactor: this.options.replicationFactor }],
-        waitForLeaders: true,
-      });
-      if (created) this.logger.info({ topic: name, partitions: this.options.partitions }, 'created topic');
-    } catch (error) {
-      if (isTopicAlreadyExists(error)) return;
-      throw wrapKafkaError('AW_BUS_TOPIC_FAILED', `creating topic ${name} failed`, error);
+    const deadline = Date.now() + TOPIC_READY_TIMEOUT_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const created = await admin.createTopics({
+          topics: [{ topic: name, numPartitions: this.options.partitions, replicationFactor: this.options.replicationFactor }],
+          waitForLeaders: true,
+        });
+        if (created) this.logger.info({ topic: name, partitions: this.options.partitions }, 'created topic');
+        else if (attempt > 1) await this.checkLeaders(admin, name);
+        return;
+      } catch (error) {
+        if (isTopicAlreadyExists(error)) return;
+        if (!isRetriable(error) || Date.now() >= deadline) throw wrapKafkaError('AW_BUS_TOPIC_FAILED', `creating topic ${name} failed`, error);
+        this.logger.warn({ err: error, topic: name, attempt }, 'creating topic failed; retrying');
+        await sleep(Math.min(100 * attempt, 1_000));
+      }
+    }
+  }
+
+  /** Throws a retriable error until every partition of the topic has a leader. */
+  private async checkLeaders(admin: Admin, name: string): Promise<void> {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [name] });
+    const partitions = topics.find((t) => t.name === name)?.partitions ?? [];
+    if (partitions.length === 0 || partitions.some((p) => p.leader < 0)) {
+      throw new BusError('AW_BUS_TOPIC_FAILED', `topic ${name} has no leader for every partition yet`, { retriable: true });
     }
   }
 
@@ -466,7 +538,13 @@ class KafkaSubscription<T> implements Subscription {
   async start(): Promise<void> {
     const { consumer, topic, logger, options } = this.deps;
     consumer.on(consumer.events.CRASH, (event) => {
-      logger.error({ err: event.payload.error, restart: event.payload.restart }, 'kafka consumer crashed');
+      const { error, restart } = event.payload;
+      logger.error(
+        { err: error, restart, sessionTimeoutMs: options.sessionTimeoutMs },
+        restart
+          ? 'kafka consumer crashed; KafkaJS restarts it as a new group member, and the group may wait up to the session timeout for the old member before consuming again'
+          : 'kafka consumer crashed and will not restart: this subscription consumes nothing more',
+      );
     });
     try {
       await consumer.connect();
