@@ -111,15 +111,19 @@ export class DetectionWorker {
     }
     this.deps.sinks.events(events);
     this.deps.sinks.audit(audit);
-    if (verdicts.length > 0) {
-      this.deps.sinks.verdicts(verdicts);
-      await this.deps.bus.publish(
-        this.deps.topics.verdicts,
-        verdicts.map((v) => ({ key: partitionKey(v.tenant, v.agent_id), value: v })),
-      );
-    }
-    // Offsets are committed when this returns: only after the rows are durable.
-    await this.deps.sinks.durable();
+    if (verdicts.length > 0) this.deps.sinks.verdicts(verdicts);
+    // Offsets are committed when this returns: only after the verdicts are on the bus and
+    // the rows are durable. The two waits overlap; neither depends on the other.
+    const publishing =
+      verdicts.length === 0
+        ? undefined
+        : this.deps.bus.publish(
+            this.deps.topics.verdicts,
+            verdicts.map((v) => ({ key: partitionKey(v.tenant, v.agent_id), value: v })),
+          );
+    // allSettled: a failure of one must not leave the other's rejection unhandled.
+    const settled = await Promise.allSettled([publishing, this.deps.sinks.durable()]);
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
     for (const id of ids) this.recent.add(id);
     this.stats.events += events.length;
     this.stats.verdicts += verdicts.length;
