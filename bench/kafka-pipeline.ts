@@ -8,10 +8,11 @@
  *   node dist/bench/kafka-pipeline.js --rate R --seconds S         latency mode: R events/s for S seconds
  *
  * Other options: `--agents A` (1000), `--partitions P` (4), `--stages worker[,alerter]`
- * (worker), `--state redis|memory` (redis; memory leaves Redis out, to see its share), `--batch-rows N` / `--batch-delay-ms N` (the storage batch settings,
- * defaults of cli/config.ts), `--warmup S` (rate mode: latency samples of the first
- * S seconds are left out of the percentiles, default 2), `--profile FILE` (CPU
- * profile of the measured phase only, for Chrome DevTools or `cpuprofile-top`).
+ * (worker), `--state redis|memory` (redis; memory leaves Redis out, to see its
+ * share), `--batch-rows N` / `--batch-delay-ms N` (storage batch settings; the
+ * defaults of cli/config.ts), `--warmup S` (rate mode: latency samples of events
+ * sent in the first S seconds are left out of the percentiles; 2), `--profile
+ * FILE` (V8 CPU profile of the measured phase only, for Chrome DevTools).
  *
  * Throughput mode pre-produces N events to a fresh topic, then starts the
  * pipeline and times until the worker group's committed offsets reach the topic
@@ -26,7 +27,11 @@
  *
  * Both modes then read the same topic with a plain kafkajs consumer in a fresh
  * group that does nothing with the records: the ceiling the pipeline's consume
- * side could reach on this machine (`raw_consume`, and `ratio` = pipeline / raw).
+ * side could reach on this machine (`raw_consume`, and `ratio` = pipeline / raw;
+ * in rate mode the pipeline's figure is the offered rate, so the ratio says little).
+ * `cpu_cores` splits the CPU of the measured phase between this process (all its
+ * threads, chdb's included), the broker, Redis and the whole machine, so a run
+ * disturbed by other work on the machine shows as `machine` well above the sum.
  *
  * Brokers come from KAFKA_BROKERS; when it is unset a broker is started with
  * infra/kafka/start.sh on a free port and stopped at the end. Redis from
@@ -380,11 +385,19 @@ try {
   );
   const startPipeline = () => startEmbeddedPipeline(config, { logger, stages: options.stages, watchPolicies: false });
 
-  /** The worker group has committed the whole events topic: every event's rows are durable. */
-  const caughtUp = async (end: Map<number, number>): Promise<boolean> => {
-    const committed = await (pipeline?.bus as KafkaBus).committedOffsets(topicNames.events, 'agentwatch-detectors');
+  const committedUpTo = async (topic: string, group: string, end: Map<number, number>): Promise<boolean> => {
+    const committed = await (pipeline?.bus as KafkaBus).committedOffsets(topic, group);
     for (const [partition, high] of end) if ((committed.get(partition) ?? -1) < high) return false;
     return true;
+  };
+  /**
+   * The worker group has committed the whole events topic (every event's rows are
+   * durable), and with an alerter in the run, the alerting group the verdicts topic.
+   */
+  const caughtUp = async (end: Map<number, number>): Promise<boolean> => {
+    if (!(await committedUpTo(topicNames.events, 'agentwatch-detectors', end))) return false;
+    if (!options.stages.includes('alerter')) return true;
+    return committedUpTo(topicNames.verdicts, 'agentwatch-alerting', await topicEnd(topicNames.verdicts));
   };
 
   const pids = { kafka: brokerPid(infra.brokers[0]), redis: redisUrl.includes('127.0.0.1') || redisUrl.includes('localhost') ? redisPid() : undefined };
@@ -425,7 +438,7 @@ try {
     const judgedAtStart = worker?.stats.events ?? 0;
     const progress: [number, number][] = [];
     const sampler = setInterval(() => progress.push([performance.now(), worker?.stats.events ?? 0]), 20);
-    await until('the worker group to commit the whole topic', () => caughtUp(end), 600_000, 50);
+    await until('the pipeline to commit the whole topic', () => caughtUp(end), 600_000, 50);
     const seconds = (performance.now() - t0) / 1000;
     clearInterval(sampler);
     await stopProfile();
@@ -508,7 +521,7 @@ try {
     }
     const produceSeconds = (performance.now() - t0) / 1000;
     const end = await topicEnd(topicNames.events);
-    await until('the worker group to commit the whole topic', () => caughtUp(end), 600_000, 50);
+    await until('the pipeline to commit the whole topic', () => caughtUp(end), 600_000, 50);
     const seconds = (performance.now() - t0) / 1000;
     await stopProfile();
     const cpuCores = cpu();
