@@ -333,19 +333,21 @@ export class KafkaBus implements EventBus {
     const maxBatch = integerOption('maxBatch', options.maxBatch, this.options.maxBatch, 1);
     await this.ensureTopic(topic.name);
     const groupId = `${this.options.groupIdPrefix}${options.group}`;
-    const consumer = this.consumerKafka.consumer({
-      groupId,
-      sessionTimeout: this.options.sessionTimeoutMs,
-      heartbeatInterval: this.options.heartbeatIntervalMs,
-      maxBytes: this.options.maxBytes,
-      maxBytesPerPartition: this.options.maxBytesPerPartition,
-      maxWaitTimeInMs: this.options.maxWaitMs,
-      allowAutoTopicCreation: false,
-      retry: this.consumerRetry,
-    });
+    const makeConsumer = (): Consumer =>
+      this.consumerKafka.consumer({
+        groupId,
+        sessionTimeout: this.options.sessionTimeoutMs,
+        heartbeatInterval: this.options.heartbeatIntervalMs,
+        maxBytes: this.options.maxBytes,
+        maxBytesPerPartition: this.options.maxBytesPerPartition,
+        maxWaitTimeInMs: this.options.maxWaitMs,
+        allowAutoTopicCreation: false,
+        retry: this.consumerRetry,
+      });
     const subscription = new KafkaSubscription<T>({
       bus: this,
-      consumer,
+      consumer: makeConsumer(),
+      makeConsumer,
       topic,
       groupId,
       maxBatch,
@@ -505,6 +507,8 @@ export class KafkaBus implements EventBus {
 interface KafkaSubscriptionDeps<T> {
   bus: KafkaBus;
   consumer: Consumer;
+  /** Builds a replacement when KafkaJS gives up on a crashed consumer. */
+  makeConsumer: () => Consumer;
   topic: Topic<T>;
   groupId: string;
   maxBatch: number;
@@ -532,19 +536,25 @@ class KafkaSubscription<T> implements Subscription {
   private readonly failures = new Map<number, number>();
   private readonly resumeTimers = new Set<NodeJS.Timeout>();
   private stopping: Promise<void> | undefined;
+  private consumer: Consumer;
+  private rebuilds = 0;
 
-  constructor(private readonly deps: KafkaSubscriptionDeps<T>) {}
+  constructor(private readonly deps: KafkaSubscriptionDeps<T>) {
+    this.consumer = deps.consumer;
+  }
 
   async start(): Promise<void> {
-    const { consumer, topic, logger, options } = this.deps;
+    const { topic, logger, options } = this.deps;
+    const consumer = this.consumer;
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;
       logger.error(
         { err: error, restart, sessionTimeoutMs: options.sessionTimeoutMs },
         restart
           ? 'kafka consumer crashed; KafkaJS restarts it as a new group member, and the group may wait up to the session timeout for the old member before consuming again'
-          : 'kafka consumer crashed and will not restart: this subscription consumes nothing more',
+          : 'kafka consumer crashed and KafkaJS will not restart it; replacing it with a new consumer',
       );
+      if (!restart && this.stopping === undefined && consumer === this.consumer) void this.replaceConsumer();
     });
     try {
       await consumer.connect();
@@ -561,6 +571,33 @@ class KafkaSubscription<T> implements Subscription {
     }
   }
 
+  /**
+   * A subscription must never silently stop consuming: when KafkaJS gives up on
+   * a consumer (no restart), build a fresh one and join the group again, with
+   * exponential backoff while the cluster stays unreachable. Uncommitted records
+   * are delivered again to whoever holds the partition, so nothing is lost.
+   */
+  private async replaceConsumer(): Promise<void> {
+    const { logger, options } = this.deps;
+    const old = this.consumer;
+    await old.disconnect().catch(() => undefined);
+    while (this.stopping === undefined) {
+      this.rebuilds++;
+      const delay = Math.min(options.retryMaxDelayMs, options.retryInitialDelayMs * 2 ** Math.min(this.rebuilds, 10));
+      await sleep(delay);
+      if (this.stopping !== undefined) return;
+      this.consumer = this.deps.makeConsumer();
+      try {
+        await this.start();
+        logger.warn({ attempt: this.rebuilds }, 'kafka consumer replaced; consuming again');
+        this.rebuilds = 0;
+        return;
+      } catch (error) {
+        logger.error({ err: error, attempt: this.rebuilds, retry_in_ms: delay * 2 }, 'replacing the kafka consumer failed; retrying');
+      }
+    }
+  }
+
   /** Finishes the segment in hand (its commit included), leaves the group and disconnects. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -568,7 +605,7 @@ class KafkaSubscription<T> implements Subscription {
       this.resumeTimers.clear();
       // KafkaJS stops fetching, waits for the running eachBatch (which stops
       // after its current segment, see isRunning below), then leaves the group.
-      await this.deps.consumer.disconnect();
+      await this.consumer.disconnect();
       this.deps.onStopped();
     })();
     return this.stopping;
@@ -600,7 +637,7 @@ class KafkaSubscription<T> implements Subscription {
         // without a rejoin, it would fetch past records whose commit failed,
         // and the next batch would no longer start at the committed offset.
         try {
-          this.deps.consumer.seek({ topic: topic.name, partition, offset: (segment[0] as KafkaMessage).offset });
+          this.consumer.seek({ topic: topic.name, partition, offset: (segment[0] as KafkaMessage).offset });
         } catch {
           // Not running any more: the next member starts at the committed offset anyway.
         }
