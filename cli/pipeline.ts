@@ -136,7 +136,8 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         onHandlerError: (error, topic, partition) => busLog.error({ err: error, topic, partition }, 'batch handler failed; redelivering'),
       });
   const stateLog = log('state');
-  const memoryState = config.redis.url === undefined ? new MemoryStateStore() : undefined;
+  // Only the worker stage keeps window state: other processes need no Redis connection.
+  const memoryState = config.redis.url === undefined || !stages.has('worker') ? new MemoryStateStore() : undefined;
   const state: StateStore =
     memoryState ??
     new RedisStateStore({

@@ -12,12 +12,10 @@
  * here before the fork pool starts, so every fork inherits them) and through
  * vitest's `provide`/`inject` (`inject('kafkaBrokers')`, `inject('redisUrl')`).
  */
-import { execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import type { TestProject } from 'vitest/node';
+import { freePort, runScript } from './support/scripts.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -28,37 +26,9 @@ declare module 'vitest' {
   }
 }
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const defaultRedisPort = 6379;
 /** First start downloads the jars with Maven: allow for it. */
 const kafkaStartTimeoutMs = 240_000;
-
-/** A port nobody listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function runScript(script: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('bash', [join(repoRoot, script)], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-      if (error !== null) {
-        const tail = stderr.split('\n').slice(-80).join('\n');
-        reject(new Error(`${script} failed (${error.message.split('\n')[0] ?? ''}):\n${tail}`));
-        return;
-      }
-      resolve(stdout.trim());
-    });
-  });
-}
 
 async function redisAnswers(url: string): Promise<boolean> {
   const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });

@@ -19,8 +19,8 @@ import { defaultRegistry } from '../../detectors/registry.js';
 import { MemoryStateStore } from '../../detectors/state/memory/memory-store.js';
 import { buildTopics } from '../../core/topics.js';
 import { KafkaBus } from '../../ingest/bus/kafka/kafka-bus.js';
-import { createClickHouseClient } from '../../storage/clickhouse/client.js';
 import { repoRoot } from '../support/pipeline.js';
+import { readRows, windowState } from '../support/deployments.js';
 import { startAgentwatch, waitFor, writeConfig, type AgentwatchProcess } from '../support/processes.js';
 
 const brokers = process.env.KAFKA_BROKERS;
@@ -110,34 +110,6 @@ async function caughtUp(bus: KafkaBus, topic: string, group: string, end: Map<nu
   return true;
 }
 
-async function readRows<T>(dataDir: string, database: string, sql: string): Promise<T[]> {
-  const client = createClickHouseClient({ database, dataDir });
-  try {
-    const rs = await client.query({ query: sql.replaceAll('{db}', database), format: 'JSONEachRow' });
-    return await rs.json<T>();
-  } finally {
-    await client.close();
-  }
-}
-
-/** The window state of every key under a prefix, without the per-run replay bookkeeping. */
-async function windowState(redis: Redis, prefix: string): Promise<Map<string, string>> {
-  const state = new Map<string, string>();
-  let cursor = '0';
-  do {
-    // Window keys only (they carry the agent's {hash tag}); the meta key holds this deployment's state epoch.
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}aw:{*`, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys) {
-      const [c, r, h, b, s] = await redis.hmgetBuffer(key, 'c', 'r', 'h', 'b', 's');
-      // s: watermark, partition, newest offset, current window, its count (5 doubles); the rest is replay bookkeeping.
-      const core = s === null || s === undefined ? '' : s.subarray(0, 40).toString('hex');
-      state.set(key.slice(prefix.length), [c?.toString(), r?.toString('hex'), h?.toString(), b?.toString(), core].join('|'));
-    }
-  } while (cursor !== '0');
-  return state;
-}
-
 const processes: AgentwatchProcess[] = [];
 afterAll(async () => {
   for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGKILL');
@@ -191,22 +163,21 @@ describe('crash recovery: SIGKILL the worker mid-stream', () => {
     await bus.close();
     await admin.disconnect();
 
-    const db = 'agentwatch';
     const verdictSql = 'SELECT verdict_id, policy_id, agent_id, would_decide, reason FROM {db}.verdicts FINAL ORDER BY verdict_id';
-    const refVerdicts = await readRows<Record<string, string>>(ref.data_dir, db, verdictSql);
-    const crashVerdicts = await readRows<Record<string, string>>(crash.data_dir, db, verdictSql);
+    const refVerdicts = await readRows<Record<string, string>>(ref.data_dir, verdictSql);
+    const crashVerdicts = await readRows<Record<string, string>>(crash.data_dir, verdictSql);
     expect(refVerdicts.length).toBeGreaterThan(1_000);
     expect(crashVerdicts).toEqual(refVerdicts);
 
     const alertSql = 'SELECT alert_id, policy_id, agent_id, count, status FROM {db}.alerts FINAL ORDER BY alert_id';
-    const refAlerts = await readRows<Record<string, unknown>>(ref.data_dir, db, alertSql);
-    const crashAlerts = await readRows<Record<string, unknown>>(crashAlerter.data_dir, db, alertSql);
+    const refAlerts = await readRows<Record<string, unknown>>(ref.data_dir, alertSql);
+    const crashAlerts = await readRows<Record<string, unknown>>(crashAlerter.data_dir, alertSql);
     expect(refAlerts.map((a) => a.policy_id)).toEqual(expect.arrayContaining(['api-rate-spike', 'approved-agents', 'approved-egress']));
     expect(crashAlerts).toEqual(refAlerts);
 
-    const [events1] = await readRows<{ n: string }>(crash.data_dir, db, 'SELECT count() AS n FROM {db}.events FINAL');
+    const [events1] = await readRows<{ n: string }>(crash.data_dir, 'SELECT count() AS n FROM {db}.events FINAL');
     expect(Number(events1!.n)).toBe(TOTAL);
-    const [audit] = await readRows<{ n: string; e: string }>(crash.data_dir, db, 'SELECT count() AS n, uniqExact(event_id) AS e FROM {db}.audit_log FINAL');
+    const [audit] = await readRows<{ n: string; e: string }>(crash.data_dir, 'SELECT count() AS n, uniqExact(event_id) AS e FROM {db}.audit_log FINAL');
     expect(Number(audit!.n)).toBe(TOTAL);
     expect(Number(audit!.e)).toBe(TOTAL);
 
@@ -269,30 +240,28 @@ describe('two workers in one consumer group', () => {
     await bus.close();
     await admin.disconnect();
 
-    const db = 'agentwatch';
     const verdictSql = 'SELECT verdict_id, policy_id, agent_id, reason FROM {db}.verdicts FINAL ORDER BY verdict_id';
     const union = new Map<string, Record<string, string>>();
     const judged = new Set<string>();
     for (const n of ['w1', 'w2']) {
       const dir = path.join(work, 'pair', n);
-      for (const v of await readRows<Record<string, string>>(dir, db, verdictSql)) {
+      for (const v of await readRows<Record<string, string>>(dir, verdictSql)) {
         const seen = union.get(v.verdict_id!);
         // A verdict judged by both (replayed after the takeover) must be identical.
         if (seen !== undefined) expect(v).toEqual(seen);
         union.set(v.verdict_id!, v);
       }
-      for (const r of await readRows<{ event_id: string }>(dir, db, 'SELECT event_id FROM {db}.audit_log FINAL')) judged.add(r.event_id);
+      for (const r of await readRows<{ event_id: string }>(dir, 'SELECT event_id FROM {db}.audit_log FINAL')) judged.add(r.event_id);
     }
     expect(judged.size).toBe(TOTAL);
     // The survivor judged events of every partition: it took over the dead worker's.
-    const [w2Partitions] = await readRows<{ n: string }>(path.join(work, 'pair', 'w2'), db, 'SELECT uniqExact(bus_partition) AS n FROM {db}.audit_log FINAL');
+    const [w2Partitions] = await readRows<{ n: string }>(path.join(work, 'pair', 'w2'), 'SELECT uniqExact(bus_partition) AS n FROM {db}.audit_log FINAL');
     expect(Number(w2Partitions!.n)).toBe(4);
     const expected = expectedVerdicts(events);
     expect([...union.values()].sort((a, b) => (a.verdict_id! < b.verdict_id! ? -1 : 1))).toEqual(expected);
 
     const alerts = await readRows<{ policy_id: string; agent_id: string; count: number | string }>(
       path.join(work, 'pair', 'alerter'),
-      db,
       'SELECT policy_id, agent_id, count FROM {db}.alerts FINAL',
     );
     const expectedCounts = new Map<string, number>();

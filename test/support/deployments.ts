@@ -4,8 +4,6 @@
  * traffic, deployment configs, catch-up checks, reading the embedded ClickHouse
  * data and the Redis window state, and driving the infra/ start/stop scripts.
  */
-import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
@@ -16,47 +14,13 @@ import { KafkaBus } from '../../ingest/bus/kafka/kafka-bus.js';
 import { createClickHouseClient } from '../../storage/clickhouse/client.js';
 import { repoRoot } from './pipeline.js';
 import type { AgentwatchProcess } from './processes.js';
+import { freePort, runScript } from './scripts.js';
 
-/** A port nobody listens on right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort, runScript };
 
-/** Runs one of the repository's shell scripts (infra/…); resolves with the last line of its stdout. */
-export function runScript(script: string, env: Record<string, string>, timeoutMs = 120_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('bash', [path.join(repoRoot, script)], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-      if (error !== null) {
-        reject(new Error(`${script} failed (${error.message.split('\n')[0] ?? ''}):\n${stderr.split('\n').slice(-60).join('\n')}`));
-        return;
-      }
-      resolve(stdout.trim().split('\n').pop() ?? '');
-    });
-  });
-}
-
-/**
- * infra/kafka/start.sh, tried again when formatting the storage failed: its
- * random cluster id starts with "-" one time in 64, and the format tool then
- * reads it as an option ("argument --cluster-id/-t: expected one argument").
- */
-export async function startKafkaBroker(env: Record<string, string>, timeoutMs = 180_000): Promise<string> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await runScript('infra/kafka/start.sh', env, timeoutMs);
-    } catch (error) {
-      if (attempt >= 3 || !String(error).includes('formatting the storage failed')) throw error;
-    }
-  }
+/** infra/kafka/start.sh with the given environment; resolves with the bootstrap address. */
+export function startKafkaBroker(env: Record<string, string>, timeoutMs = 180_000): Promise<string> {
+  return runScript('infra/kafka/start.sh', env, timeoutMs);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
