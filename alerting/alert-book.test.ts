@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { Verdict } from '../core/records.js';
+import type { Silence, Verdict } from '../core/records.js';
 import { AlertBook } from './alert-book.js';
 import { AlertingError } from './errors.js';
+import { expireSilence, SilenceBook } from './silences.js';
 
 let n = 0;
 function verdict(overrides: Partial<Verdict> = {}): Verdict {
@@ -153,5 +154,81 @@ describe('alert replays by bus position', () => {
     expect(next.alert.source_offset).toBe(102);
     // Another partition (the topic was repartitioned) counts normally.
     expect(restarted.openOrBumpAlert(verdict(), 5, { partition: 1, offset: 5 })!.alert.count).toBe(4);
+  });
+});
+
+describe('silences', () => {
+  function silence(overrides: Partial<Silence> = {}): Silence {
+    return {
+      silence_id: 'sil-1',
+      tenant: 'default',
+      matchers: { policy_id: 'spike' },
+      starts_at: 100,
+      ends_at: 200,
+      comment: 'load test',
+      created_by: 'ana',
+      created_at: 100,
+      expired_at: null,
+      expired_by: '',
+      updated_at: 100,
+      ...overrides,
+    };
+  }
+
+  it('opens and bumps the alert while silenced, recording the silence; the first verdict after it clears silenced_by', () => {
+    const silences = new SilenceBook([silence()]);
+    const book = new AlertBook([], silences);
+    expect(book.openOrBumpAlert(verdict(), 50)?.alert.silenced_by).toBe('');
+    const other = book.openOrBumpAlert(verdict({ agent_id: 'agent-2' }), 150)!;
+    expect(other).toMatchObject({ change: 'opened', alert: { silenced_by: 'sil-1', count: 1 } });
+    const bumped = book.openOrBumpAlert(verdict({ agent_id: 'agent-2' }), 199)!;
+    expect(bumped).toMatchObject({ change: 'bumped', alert: { silenced_by: 'sil-1', count: 2 } });
+    // Judged at processing time: the silence ended at 200.
+    const after = book.openOrBumpAlert(verdict({ agent_id: 'agent-2' }), 200)!;
+    expect(after).toMatchObject({ change: 'bumped', alert: { silenced_by: '', count: 3 } });
+  });
+
+  it('stops muting once expired early, and when the alert escalates out of the silenced severities', () => {
+    const s = silence({ matchers: { severity: ['low', 'medium'] }, tenant: null });
+    const silences = new SilenceBook([s]);
+    const book = new AlertBook([], silences);
+    expect(book.openOrBumpAlert(verdict({ severity: 'low' }), 110)?.alert.silenced_by).toBe('sil-1');
+    expect(book.openOrBumpAlert(verdict({ severity: 'high' }), 120)).toMatchObject({ change: 'escalated', alert: { silenced_by: '' } });
+    expect(book.openOrBumpAlert(verdict({ tenant: 'acme', severity: 'medium' }), 130)?.alert.silenced_by).toBe('sil-1');
+    silences.put(expireSilence(s, 'bob', 140)!);
+    expect(book.openOrBumpAlert(verdict({ tenant: 'acme' }), 140)?.alert.silenced_by).toBe('');
+  });
+
+  it('does not apply silences of another tenant or other matchers', () => {
+    const silences = new SilenceBook([silence({ tenant: 'acme' }), silence({ silence_id: 'sil-2', matchers: { agent_id: 'agent-9*' } })]);
+    const book = new AlertBook([], silences);
+    expect(book.openOrBumpAlert(verdict(), 150)?.alert.silenced_by).toBe('');
+    expect(book.openOrBumpAlert(verdict({ agent_id: 'AGENT-99' }), 150)?.alert.silenced_by).toBe('sil-2');
+  });
+});
+
+describe('tenant scope and comments of manual changes', () => {
+  it('reports another tenant\'s alert as not found to a tenant-bound caller', () => {
+    const book = new AlertBook();
+    const a = book.openOrBumpAlert(verdict({ tenant: 'acme' }), 1)!.alert;
+    expect(() => book.acknowledge(a.alert_id, 'eve', 2, { tenant: 'globex' })).toThrow(/no open or acknowledged alert/);
+    expect(() => book.resolve(a.alert_id, 2, { tenant: 'globex' })).toThrow(AlertingError);
+    expect(book.get(a.alert_id)?.status).toBe('open');
+    expect(book.acknowledge(a.alert_id, 'ana', 3, { tenant: 'acme' }).alert.status).toBe('acknowledged');
+    expect(book.resolve(a.alert_id, 4, { tenant: null }).alert.status).toBe('resolved');
+  });
+
+  it('keeps the latest comment given; acknowledging again with a new comment makes a new version', () => {
+    const book = new AlertBook();
+    const a = book.openOrBumpAlert(verdict(), 1)!.alert;
+    expect(a.comment).toBe('');
+    const acked = book.acknowledge(a.alert_id, 'ana', 2, { comment: '  looking into it ' }).alert;
+    expect(acked.comment).toBe('looking into it');
+    const same = book.acknowledge(a.alert_id, 'bob', 3).alert;
+    expect(same).toEqual(acked);
+    const noted = book.acknowledge(a.alert_id, 'bob', 3, { comment: 'vendor ticket 42' }).alert;
+    expect(noted).toMatchObject({ comment: 'vendor ticket 42', acknowledged_by: 'ana' });
+    expect(noted.updated_at).toBeGreaterThan(acked.updated_at);
+    expect(book.resolve(a.alert_id, 4).alert.comment).toBe('vendor ticket 42');
   });
 });

@@ -2,6 +2,8 @@ import { maxSeverity } from '../core/decision.js';
 import { alertId } from '../core/ids.js';
 import type { Alert, Verdict } from '../core/records.js';
 import { AlertingError } from './errors.js';
+import { nextVersion } from './row-version.js';
+import type { SilenceLookup } from './silences.js';
 
 /** How many verdict ids an alert keeps: the first few and the most recent. */
 export const VERDICT_SAMPLE_FIRST = 5;
@@ -14,7 +16,16 @@ export interface AlertUpdate {
   change: AlertChange;
 }
 
+/** Who changes an alert by hand, and the note kept with the change. */
+export interface AlertChangeOptions {
+  /** The caller's tenant: another tenant's alert is reported as not found. null/undefined: any tenant. */
+  tenant?: string | null;
+  /** Kept as the alert's `comment`; the previous note stays when omitted or blank. */
+  comment?: string;
+}
+
 const NO_POSITION = { partition: -1, offset: -1 };
+const NO_SILENCES: SilenceLookup = { silencing: () => undefined };
 
 function dedupKey(tenant: string, policyId: string, agentId: string): string {
   return `${tenant}\u0000${policyId}\u0000${agentId}`;
@@ -27,6 +38,10 @@ function dedupKey(tenant: string, policyId: string, agentId: string): string {
  * `acknowledged`; repeats raise `count` and `last_seen` (and severity, when a
  * later verdict is more severe). A `resolved` alert leaves the book, so the
  * next matching verdict opens a new alert with a new id.
+ *
+ * Every verdict that opens or bumps an alert is judged against the silences
+ * in force at `now`: the alert records the muting silence in `silenced_by`
+ * ('' when none), which tells the caller not to notify.
  */
 export class AlertBook {
   private readonly active = new Map<string, Alert>();
@@ -34,7 +49,10 @@ export class AlertBook {
   /** Verdicts already counted per alert, so a replayed verdict does not bump twice. */
   private readonly counted = new Map<string, Set<string>>();
 
-  constructor(activeAlerts: readonly Alert[] = []) {
+  constructor(
+    activeAlerts: readonly Alert[] = [],
+    private readonly silences: SilenceLookup = NO_SILENCES,
+  ) {
     for (const a of activeAlerts) {
       if (a.status === 'resolved') continue;
       this.active.set(dedupKey(a.tenant, a.policy_id, a.agent_id), { ...a });
@@ -80,7 +98,10 @@ export class AlertBook {
         resolved_at: 0,
         source_partition: position.partition,
         source_offset: position.offset,
+        silenced_by: '',
+        comment: '',
       };
+      alert.silenced_by = this.silences.silencing(alert, now)?.silence_id ?? '';
       this.active.set(key, alert);
       this.byId.set(alert.alert_id, alert);
       this.counted.set(alert.alert_id, new Set([verdict.verdict_id]));
@@ -106,25 +127,40 @@ export class AlertBook {
       existing.source_partition = position.partition;
       existing.source_offset = position.offset;
     }
+    // Judged on the alert as counted: a silence of low severities stops muting once the alert escalates.
+    existing.silenced_by = this.silences.silencing(existing, now)?.silence_id ?? '';
     return { alert: { ...existing }, change: existing.severity !== previousSeverity ? 'escalated' : 'bumped' };
   }
 
-  /** Moves an open alert to acknowledged. Acknowledging again is a no-op that returns the alert. */
-  acknowledge(id: string, by: string, now: number): AlertUpdate {
-    const alert = this.byId.get(id);
-    if (alert === undefined) throw new AlertingError('AW_ALERTING_NOT_FOUND', `no open or acknowledged alert ${id}`);
-    if (alert.status === 'open') {
-      alert.status = 'acknowledged';
-      alert.acknowledged_by = by;
+  /**
+   * Moves an open alert to acknowledged. Acknowledging again is a no-op that
+   * returns the alert (a new comment is still kept).
+   *
+   * @throws AlertingError `AW_ALERTING_NOT_FOUND` for an alert not open or acknowledged, or of another tenant than `options.tenant`.
+   */
+  acknowledge(id: string, by: string, now: number, options: AlertChangeOptions = {}): AlertUpdate {
+    const alert = this.changeable(id, options.tenant);
+    const comment = options.comment?.trim() ?? '';
+    if (alert.status === 'open' || (comment !== '' && comment !== alert.comment)) {
+      if (alert.status === 'open') {
+        alert.status = 'acknowledged';
+        alert.acknowledged_by = by;
+      }
+      if (comment !== '') alert.comment = comment;
       alert.updated_at = nextVersion(alert.updated_at, now);
     }
     return { alert: { ...alert }, change: 'acknowledged' };
   }
 
-  /** Resolves an open or acknowledged alert; the next matching verdict opens a new one. */
-  resolve(id: string, now: number): AlertUpdate {
-    const alert = this.byId.get(id);
-    if (alert === undefined) throw new AlertingError('AW_ALERTING_NOT_FOUND', `no open or acknowledged alert ${id}`);
+  /**
+   * Resolves an open or acknowledged alert; the next matching verdict opens a new one.
+   *
+   * @throws AlertingError `AW_ALERTING_NOT_FOUND` for an alert not open or acknowledged, or of another tenant than `options.tenant`.
+   */
+  resolve(id: string, now: number, options: AlertChangeOptions = {}): AlertUpdate {
+    const alert = this.changeable(id, options.tenant);
+    const comment = options.comment?.trim() ?? '';
+    if (comment !== '') alert.comment = comment;
     alert.status = 'resolved';
     alert.resolved_at = now;
     alert.updated_at = nextVersion(alert.updated_at, now);
@@ -132,6 +168,16 @@ export class AlertBook {
     this.counted.delete(id);
     this.active.delete(dedupKey(alert.tenant, alert.policy_id, alert.agent_id));
     return { alert: { ...alert }, change: 'resolved' };
+  }
+
+  /** The live alert `id`, when open or acknowledged and visible to a caller of `tenant`. */
+  private changeable(id: string, tenant: string | null | undefined): Alert {
+    const alert = this.byId.get(id);
+    // Another tenant's alert is reported exactly like a missing one: its existence is not the caller's business.
+    if (alert === undefined || (tenant !== undefined && tenant !== null && alert.tenant !== tenant)) {
+      throw new AlertingError('AW_ALERTING_NOT_FOUND', `no open or acknowledged alert ${id}`);
+    }
+    return alert;
   }
 
   get(id: string): Alert | undefined {
@@ -151,11 +197,6 @@ export class AlertBook {
 /** True when an exception let the verdict through; verdicts from before the field existed have none. */
 export function isExcepted(verdict: Pick<Verdict, 'exception'>): boolean {
   return typeof verdict.exception === 'string' && verdict.exception !== '';
-}
-
-/** Row versions must grow even when two changes share a millisecond. */
-function nextVersion(previous: number, now: number): number {
-  return now > previous ? now : previous + 1;
 }
 
 function sampleVerdictIds(ids: readonly string[], added: string): string[] {

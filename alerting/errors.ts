@@ -1,11 +1,25 @@
-import { AgentwatchError } from '../core/errors.js';
+import { AgentwatchError, type AgentwatchErrorOptions } from '../core/errors.js';
 
-export const AlertingErrorCodes = ['AW_ALERTING_NOT_FOUND', 'AW_ALERTING_INVALID_TRANSITION'] as const;
+/** Stable error codes of the alerting package; a code is never reused. */
+export const AlertingErrorCodes = [
+  /** No such open or acknowledged alert (or silence) visible to the caller. */
+  'AW_ALERTING_NOT_FOUND',
+  'AW_ALERTING_INVALID_TRANSITION',
+  /** A silence to create is malformed; `details` lists the problems by path. */
+  'AW_ALERTING_INVALID_SILENCE',
+  /** A tenant-bound caller reached for another tenant's or an all-tenant silence. */
+  'AW_ALERTING_FORBIDDEN',
+  /** A bulk change named more alerts than it may. */
+  'AW_ALERTING_TOO_MANY_IDS',
+] as const;
 export type AlertingErrorCode = (typeof AlertingErrorCodes)[number];
 
 export class AlertingError extends AgentwatchError {
-  constructor(code: AlertingErrorCode, message: string) {
-    super(code, message);
+  override readonly code: AlertingErrorCode;
+
+  constructor(code: AlertingErrorCode, message: string, options?: AgentwatchErrorOptions) {
+    super(code, message, options);
     this.name = 'AlertingError';
+    this.code = code;
   }
 }

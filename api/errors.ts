@@ -1,6 +1,8 @@
 /** Stable API error codes; responses are `{ code, message, details }`. */
 export const ApiErrorCodes = {
   AW_API_VALIDATION: 400,
+  AW_API_POLICY_INVALID: 400,
+  AW_API_QUERY_REFUSED: 400,
   AW_API_UNAUTHORIZED: 401,
   AW_API_FORBIDDEN: 403,
   AW_API_NOT_FOUND: 404,

@@ -3,12 +3,13 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { AgentwatchError } from '../core/errors.js';
 import { problemsFromZod } from '../core/validation.js';
+import { ApiKeySchema } from '../api/auth.js';
 
 /** agentwatch configuration: one schema, parsed once at start, frozen. */
 export const ConfigSchema = z.strictObject({
   /** HTTP port of the API and ingest. @default 8080 */
   port: z.coerce.number().int().min(0).max(65535).default(8080),
-  /** Interface to listen on. Loopback by default: the API is not yet authenticated. @default "127.0.0.1" */
+  /** Interface to listen on. Loopback by default; set 0.0.0.0 (with TLS in front) to serve other machines. @default "127.0.0.1" */
   host: z.string().min(1).default('127.0.0.1'),
   /** Where embedded ClickHouse data (and later keys) live. @default "./data" */
   data_dir: z.string().min(1).default('./data'),
@@ -68,6 +69,8 @@ export const ConfigSchema = z.strictObject({
           verdicts: z.string().min(1).default('agentwatch.verdicts'),
           /** @default "agentwatch.dlq" */
           dlq: z.string().min(1).default('agentwatch.dlq'),
+          /** Versions of the policy document, read by every worker. @default "agentwatch.policies" */
+          policies: z.string().min(1).default('agentwatch.policies'),
         })
         .prefault({}),
     })
@@ -80,6 +83,27 @@ export const ConfigSchema = z.strictObject({
       key_prefix: z.string().max(64).default(''),
       /** Idle window state expires after this long. @default 86400000 */
       idle_ttl_ms: z.number().int().min(60_000).default(86_400_000),
+    })
+    .prefault({}),
+  api: z
+    .strictObject({
+      /**
+       * API keys: `{ id, role: admin|analyst|ingest, tenant?, hash: "sha256:<hex>" }`
+       * (`agentwatch keys create` makes one). Only hashes are configured. When
+       * empty, the first start creates an admin key in `<data_dir>/admin-api-key`.
+       * @default []
+       */
+      keys: z.array(ApiKeySchema).max(10_000).default([]),
+      /** Accept `POST /v1/events` without a key. Off unless said explicitly. @default false */
+      allow_unauthenticated_ingest: z.boolean().default(false),
+      query: z
+        .strictObject({
+          /** Most rows `POST /v1/query` returns. @default 10000 */
+          max_rows: z.number().int().min(1).max(100_000).default(10_000),
+          /** Longest a `POST /v1/query` runs. @default 10 */
+          max_seconds: z.number().min(1).max(60).default(10),
+        })
+        .prefault({}),
     })
     .prefault({}),
   storage: z
@@ -135,6 +159,9 @@ export function loadConfig(configPath: string | undefined, env: Env, overrides: 
   setIfDefined(merged, 'policies', env.AGENTWATCH_POLICIES);
   setIfDefined(merged, 'log_level', env.AGENTWATCH_LOG_LEVEL);
   setIfDefined(merged, 'alerter_url', env.AGENTWATCH_ALERTER_URL);
+  if (env.AGENTWATCH_ALLOW_UNAUTHENTICATED_INGEST !== undefined && env.AGENTWATCH_ALLOW_UNAUTHENTICATED_INGEST !== '') {
+    merged.api = { ...((fromFile.api as Record<string, unknown> | undefined) ?? {}), allow_unauthenticated_ingest: env.AGENTWATCH_ALLOW_UNAUTHENTICATED_INGEST === 'true' };
+  }
   setIfDefined(clickhouse, 'url', env.CLICKHOUSE_URL);
   setIfDefined(clickhouse, 'username', env.CLICKHOUSE_USER);
   setIfDefined(clickhouse, 'password', env.CLICKHOUSE_PASSWORD);

@@ -1,7 +1,9 @@
+import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
 import { AgentwatchError } from '../core/errors.js';
 import { loadPolicyFile, PolicyValidationError } from '../detectors/policy-loader.js';
+import { generateApiKey, hashApiKey, Roles, type Role } from '../api/auth.js';
 import { loadConfig, type Config } from './config.js';
 import { DemoTelemetry, DEMO_ATTACK_AGENTS, demoStartTime } from './demo/generator.js';
 import { startEmbeddedPipeline, Stages, type EmbeddedPipeline, type Stage } from './pipeline.js';
@@ -93,7 +95,14 @@ async function runCommand(options: RunOptions, stages: readonly Stage[] = Stages
   ].join(', ');
   const what = stages.length === Stages.length ? '' : ` [${stages.join(', ')}]`;
   out.write(`agentwatch ${VERSION}${what} running on ${address} (${adapters})\n`);
-  out.write(`  alerts:  curl -s ${address}/v1/alerts\n  ingest:  curl -s -XPOST ${address}/v1/events -H 'content-type: application/x-ndjson' --data-binary @events.ndjson\n`);
+  const created = pipeline.createdAdminKey;
+  if (created !== undefined) {
+    // Shown once, on the terminal only: the log never carries keys.
+    out.write(`  admin API key (first start; only its hash is kept, the key is also in ${created.file}):\n    ${created.key}\n`);
+  }
+  const keyFile = path.join(config.data_dir, 'admin-api-key');
+  const auth = `-H "Authorization: Bearer $(cat ${keyFile})"`;
+  out.write(`  alerts:  curl -s ${auth} ${address}/v1/alerts\n  ingest:  curl -s ${auth} -XPOST ${address}/v1/events -H 'content-type: application/x-ndjson' --data-binary @events.ndjson\n  docs:    ${address}/docs\n`);
   const stopDemo = options.demo === true ? startDemo(pipeline, options, logger) : undefined;
   if (stopDemo !== undefined) out.write(`  demo:    ${options.demoAgents} normal agents + attacks (${DEMO_ATTACK_AGENTS.map((a) => a.id).join(', ')}), ${options.demoSpeed}× simulated time\n`);
 
@@ -172,6 +181,23 @@ export function buildProgram(): Command {
     .action((file: string) => {
       const doc = loadPolicyFile(file);
       process.stdout.write(`${file}: valid — ${doc.policies.length} policies, mode ${doc.mode}, timezone ${doc.timezone}\n`);
+    });
+
+  const keys = program.command('keys').description('API keys');
+  keys
+    .command('create')
+    .description('create an API key: prints the key once and the config entry holding only its hash')
+    .requiredOption('--role <role>', `${Roles.join(' | ')}`, (value: string) => {
+      if (!(Roles as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${Roles.join(', ')}`);
+      return value;
+    })
+    .option('--id <id>', 'name of the key (recorded as the author of changes)')
+    .option('--tenant <tenant>', 'bind the key to one tenant')
+    .action((opts: { role: Role; id?: string; tenant?: string }) => {
+      const key = generateApiKey();
+      const id = opts.id ?? `${opts.role}-${key.slice(4, 12).toLowerCase()}`;
+      const entry = [`    - id: ${JSON.stringify(id)}`, `      role: ${opts.role}`, ...(opts.tenant === undefined ? [] : [`      tenant: ${JSON.stringify(opts.tenant)}`]), `      hash: ${hashApiKey(key)}`];
+      process.stdout.write(`key (shown once, give it to its user): ${key}\n\nadd to the config file under api.keys:\n\napi:\n  keys:\n${entry.join('\n')}\n`);
     });
   return program;
 }

@@ -1,19 +1,27 @@
-import { mkdirSync, watchFile, unwatchFile } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, watchFile, unwatchFile } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { partitionKey, validateEvent, type AgentEvent } from '../core/event.js';
 import type { AnalyticsStore, EventBus, StateStore, Subscription } from '../core/ports.js';
 import type { Alert, AuditRecord, DeadLetter, Verdict } from '../core/records.js';
-import { buildTopics, type Topics } from '../core/topics.js';
+import { buildTopics, type PublishedPolicyVersion, type Topics } from '../core/topics.js';
 import { AgentwatchError } from '../core/errors.js';
 import { AlertService } from '../alerting/alert-service.js';
-import { AlertingError } from '../alerting/errors.js';
 import { LogAlertSink } from '../alerting/sinks/log-sink.js';
-import { buildApp } from '../api/app.js';
+import { buildApp, type ApiApp } from '../api/app.js';
+import { ApiKeyRing, resolveApiKeys } from '../api/auth.js';
 import { ApiError } from '../api/errors.js';
+import { createMetrics } from '../api/metrics.js';
+import type { AgentsApi } from '../api/routes/agents.js';
+import type { DataApi } from '../api/routes/data.js';
+import type { PoliciesApi } from '../api/routes/policies.js';
+import { pendingApprovals, reviewApproval } from '../detectors/approvals.js';
+import { dryRunEvent } from '../detectors/dry-run.js';
 import { PolicyEngine } from '../detectors/engine.js';
-import { loadPolicyBundle } from '../detectors/policy-loader.js';
+import { PolicyAdmin, PolicyAdminError } from '../detectors/policy-admin.js';
+import { loadPolicyBundle, parsePolicyText, type LoadedPolicies } from '../detectors/policy-loader.js';
 import { defaultRegistry } from '../detectors/registry.js';
 import { MemoryStateStore } from '../detectors/state/memory/memory-store.js';
 import { DetectionWorker } from '../detectors/worker.js';
@@ -25,6 +33,11 @@ import { BatchWriter } from '../storage/batch-writer.js';
 import { ClickHouseAnalyticsStore } from '../storage/clickhouse/analytics-store.js';
 import { createClickHouseClient, type ClickHouseClient } from '../storage/clickhouse/client.js';
 import { applyMigrations } from '../storage/clickhouse/migrations.js';
+import { ClickHousePolicyVersionStore } from '../storage/clickhouse/policy-versions.js';
+import { ClickHouseSilenceStore } from '../storage/clickhouse/silence-store.js';
+import { QueryRefused, runReadOnlyQuery } from '../storage/clickhouse/read-only-query.js';
+import { getAgent, listAgents, searchAudit, searchVerdicts, verdictsByIds } from '../storage/clickhouse/search.js';
+import { buildAlertsApi } from './alerts-api.js';
 import type { Config } from './config.js';
 import type { SummarySnapshot } from './summary.js';
 
@@ -34,7 +47,7 @@ export type Stage = (typeof Stages)[number];
 
 /** What `agentwatch run` (or one stage process) started. */
 export interface EmbeddedPipeline {
-  app: FastifyInstance;
+  app: ApiApp;
   bus: EventBus;
   state: StateStore;
   topics: Topics;
@@ -49,8 +62,17 @@ export interface EmbeddedPipeline {
   /** Resolves when everything published so far is judged and stored. */
   settle(): Promise<void>;
   engine(): PolicyEngine;
+  /** The policy document's control plane (processes with the api stage). */
+  policyAdmin: PolicyAdmin | undefined;
+  /** Store version of the policy document this process judges with; null while it runs on the file alone. */
+  policyVersion(): number | null;
   /** Re-reads the policy file; an invalid file is rejected and the running policy stays in force. */
-  reloadPolicies(): boolean;
+  reloadPolicies(): Promise<boolean>;
+  /**
+   * The admin key created at this first start (no keys configured), to show
+   * the operator once; never logged.
+   */
+  createdAdminKey: { key: string; file: string } | undefined;
   snapshot(): SummarySnapshot;
   /** Listening address once `listen` resolved. */
   listen(): Promise<string>;
@@ -90,6 +112,17 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   /** The document and the packs it includes: a change to any of them reloads. */
   let policyFiles: readonly string[] = initialPolicies.files;
   log('detectors').info({ policies: engine.policies.length, mode: engine.mode, version: engine.version, file: policyPath }, 'policies loaded');
+  /** The store version in force and its hash; null until one arrived (the file alone). */
+  let applied: { version: number; sha256: string } | null = null;
+
+  // API keys: configured hashes, or the ones agentwatch created in the data directory.
+  const resolvedKeys = resolveApiKeys(config.api.keys, path.resolve(config.data_dir));
+  const keyRing = new ApiKeyRing(resolvedKeys.keys);
+  if (resolvedKeys.createdAdminKey !== undefined) {
+    log('api').warn({ file: resolvedKeys.createdAdminKey.file }, 'no API keys configured: created an admin key (only its hash is kept); it is in the file named here, readable by this user only');
+  } else {
+    log('api').info({ keys: keyRing.size, source: resolvedKeys.source }, 'API keys loaded');
+  }
 
   mkdirSync(config.data_dir, { recursive: true });
   const client = createClickHouseClient({
@@ -139,8 +172,8 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         onHandlerError: (error, topic, partition) => busLog.error({ err: error, topic, partition }, 'batch handler failed; redelivering'),
       });
   const stateLog = log('state');
-  // Only the worker stage keeps window state: other processes need no Redis connection.
-  const memoryState = config.redis.url === undefined || !stages.has('worker') ? new MemoryStateStore() : undefined;
+  // The worker keeps window state; the api stage reads and sets approvals in it. Other processes need no Redis connection.
+  const memoryState = config.redis.url === undefined || !(stages.has('worker') || stages.has('api')) ? new MemoryStateStore() : undefined;
   const state: StateStore =
     memoryState ??
     new RedisStateStore({
@@ -179,10 +212,13 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     durable: () => alertsWriter.durable(),
     sinks: [new LogAlertSink(log('alerting'))],
     logger: log('alerting'),
+    silences: new ClickHouseSilenceStore(client, config.clickhouse.database),
+    storedAlerts: async (ids) => {
+      await alertsWriter.flush();
+      return (await store.listAlerts({ alert_ids: [...ids], limit: ids.length })).items;
+    },
     clock,
   });
-  await worker?.start();
-  await alerts?.start();
   // With Kafka, dead letters travel on their topic; the worker stage stores them.
   let deadLetterSubscription: Subscription | undefined;
   if (useKafka && stages.has('worker')) {
@@ -209,63 +245,160 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       events.map((e) => ({ key: partitionKey(e.tenant, e.agent.id), value: e })),
     );
 
+  // ---------------------------------------------------------------- policy control plane
+  const detectorsLog = log('detectors');
+  const engineCache = new Map<string, PolicyEngine>();
+  /** An engine for a published version (parsed once per hash). */
+  function engineOf(version: PublishedPolicyVersion): PolicyEngine {
+    let cached = engineCache.get(version.sha256);
+    if (cached === undefined) {
+      cached = new PolicyEngine(parsePolicyText(version.document, `policy version ${version.version}`, defaultRegistry), defaultRegistry);
+      engineCache.clear();
+      engineCache.set(version.sha256, cached);
+    }
+    return cached;
+  }
+  function applyPolicyVersion(version: PublishedPolicyVersion): void {
+    if (applied !== null && applied.sha256 === version.sha256) return;
+    try {
+      engine = engineOf(version);
+      applied = { version: version.version, sha256: version.sha256 };
+      detectorsLog.info({ version: version.version, policies: engine.policies.length, mode: engine.mode, hash: engine.version }, 'policy version in force');
+    } catch (error) {
+      detectorsLog.error({ err: error, version: version.version }, `policy version rejected; the running policy (${applied?.version ?? 'file'}) stays in force`);
+    }
+  }
+  const policyAdmin = !stages.has('api')
+    ? undefined
+    : new PolicyAdmin({
+        store: new ClickHousePolicyVersionStore(client, config.clickhouse.database),
+        registry: defaultRegistry,
+        publish: async (version) => {
+          // This process judges with it at once; other worker processes read it from the topic.
+          if (stages.has('worker')) applyPolicyVersion(version);
+          await bus.publish(topics.policies, [{ key: 'policies', value: version }]);
+        },
+        logger: detectorsLog,
+        clock,
+      });
+  const readPolicyFile = (loaded: LoadedPolicies) => ({ path: policyPath, text: readFileSync(policyPath, 'utf8'), loaded });
+  if (policyAdmin !== undefined) await policyAdmin.init(readPolicyFile(initialPolicies));
+  // Every worker process reads every version (its own group, from the start of the topic); the last one wins.
+  let policySubscription: Subscription | undefined;
+  if (stages.has('worker')) {
+    policySubscription = await bus.subscribe(
+      topics.policies,
+      { group: `agentwatch-policies-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, maxBatch: 100 },
+      async (batch) => {
+        const last = batch.records.at(-1);
+        if (last !== undefined) applyPolicyVersion(last.value);
+      },
+    );
+  }
+  /** The engine for API reads (dry-run, approvals): the worker's, or one built from the control plane's document. */
+  function currentEngine(): PolicyEngine {
+    if (stages.has('worker') || policyAdmin === undefined) return engine;
+    const record = policyAdmin.version;
+    return engineOf({ version: record.version, sha256: record.sha256, document: record.document, created_at: record.created_at });
+  }
+
+  await worker?.start();
+  await alerts?.start();
+  // ---------------------------------------------------------------- API
   let ready = false;
-  const app = buildApp({
+  const db = config.clickhouse.database;
+  const flushVerdicts = () => (stages.has('worker') ? verdictsWriter.flush() : Promise.resolve());
+  const policiesApi: PoliciesApi | undefined =
+    policyAdmin === undefined
+      ? undefined
+      : {
+          admin: policyAdmin,
+          async dryRun(event, candidate) {
+            const judging = candidate === undefined ? currentEngine() : new PolicyEngine(policyAdmin.parse(candidate, 'candidate document').document, defaultRegistry);
+            const result = await dryRunEvent(judging, event);
+            if (!result.ok) throw new ApiError('AW_API_VALIDATION', `invalid event: ${result.reason}`, [{ path: 'body.event', message: result.reason }]);
+            return {
+              ...result.outcome,
+              policy_source: candidate === undefined ? { kind: 'running', version: policyAdmin.version.version } : { kind: 'candidate' },
+            };
+          },
+        };
+  const dataApi: DataApi = {
+    verdicts: async (q) => {
+      await flushVerdicts();
+      return searchVerdicts(client, db, q);
+    },
+    audit: async (q) => {
+      if (stages.has('worker')) await auditWriter.flush();
+      return searchAudit(client, db, q);
+    },
+    query: async (sql, params, tenant) => {
+      try {
+        return await runReadOnlyQuery(client, db, {
+          sql,
+          params,
+          ...(tenant === undefined ? {} : { tenant }),
+          maxRows: config.api.query.max_rows,
+          maxSeconds: config.api.query.max_seconds,
+        });
+      } catch (error) {
+        if (error instanceof QueryRefused) throw new ApiError('AW_API_QUERY_REFUSED', error.message, { reason: error.reason });
+        throw error;
+      }
+    },
+  };
+  const agentsApi: AgentsApi = {
+    list: async (q) => {
+      await flushVerdicts();
+      return listAgents(client, db, { ...q, now: clock() });
+    },
+    get: (tenant, agentId) => getAgent(client, db, tenant, agentId, clock()),
+    capabilityHistory: (filter) => store.capabilityHistory(filter),
+    pending: (tenant, agentId) => pendingApprovals(currentEngine(), state, tenant, agentId),
+    review: async (request) => {
+      const outcome = await reviewApproval(currentEngine(), state, request, clock());
+      if (!outcome.ok) {
+        throw new ApiError(outcome.code === 'unknown_policy' ? 'AW_API_NOT_FOUND' : 'AW_API_CONFLICT', outcome.message);
+      }
+      log('api').info({ tenant: request.tenant, agent_id: request.agent_id, policy_id: request.policy_id, action: request.action, by: request.by }, 'pending change reviewed');
+      return { policy_id: request.policy_id, action: request.action, reviewed_by: request.by, ...outcome.result };
+    },
+  };
+  const metrics = createMetrics({
+    ingest: () => ingestStats,
+    worker: () => worker?.stats,
+    openAlerts: () => alerts?.openAlerts() ?? null,
+    policyVersion: () => applied?.version ?? policyAdmin?.version.version ?? null,
+  });
+  const app = await buildApp({
     logger: log('api'),
+    keys: keyRing,
+    allowUnauthenticatedIngest: config.api.allow_unauthenticated_ingest,
     bodyLimit: config.ingest.body_limit,
+    metrics,
     health: () => ({
       stages: [...stages],
       events: worker?.stats.events ?? 0,
       open_alerts: alerts?.openAlerts() ?? null,
-      policy_version: engine.version,
+      policy_version: applied?.version ?? policyAdmin?.version.version ?? null,
+      policy_hash: engine.version,
       state_lost_at: state instanceof RedisStateStore ? state.stateLostAt : null,
     }),
     ready: () => ready,
-    alerts: {
-      list: async (filter) => {
-        await alertsWriter.flush();
-        return store.listAlerts(filter);
+    alerts: buildAlertsApi({
+      service: alerts,
+      store,
+      flushAlerts: () => alertsWriter.flush(),
+      verdictsByIds: async (ids, tenant, within) => {
+        await flushVerdicts();
+        return verdictsByIds(client, db, ids, tenant, within);
       },
-      get: async (id) => {
-        await alertsWriter.flush();
-        return store.getAlert(id);
-      },
-      acknowledge: (id, by) => (alerts === undefined ? forwardToAlerter(id, 'ack', by) : alertTransition(id, () => alerts.acknowledge(id, by))),
-      resolve: (id, by) => (alerts === undefined ? forwardToAlerter(id, 'resolve', by) : alertTransition(id, () => alerts.resolve(id))),
-    },
+      alerterUrl: config.alerter_url,
+    }),
+    ...(policiesApi === undefined ? {} : { policies: policiesApi }),
+    data: dataApi,
+    agents: agentsApi,
   });
-  /** An API process without the alerter forwards alert changes to the alerter process, which owns the lifecycle. */
-  async function forwardToAlerter(id: string, change: 'ack' | 'resolve', by: string): Promise<Alert> {
-    if (config.alerter_url === undefined) {
-      throw new ApiError('AW_API_UNAVAILABLE', 'alert changes are made by the alerter: set alerter_url (AGENTWATCH_ALERTER_URL) or run the API with the alerter (`agentwatch run`)');
-    }
-    let res: Response;
-    try {
-      res = await fetch(new URL(`/v1/alerts/${encodeURIComponent(id)}/${change}`, config.alerter_url), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ by }),
-        signal: AbortSignal.timeout(10_000),
-      });
-    } catch (cause) {
-      throw new ApiError('AW_API_UNAVAILABLE', `the alerter at ${config.alerter_url} did not answer: ${(cause as Error).message}`);
-    }
-    const body = (await res.json()) as Alert & { code?: string; message?: string };
-    if (res.ok) return body;
-    const code = res.status === 404 ? 'AW_API_NOT_FOUND' : res.status === 409 ? 'AW_API_CONFLICT' : res.status === 400 ? 'AW_API_VALIDATION' : 'AW_API_UNAVAILABLE';
-    throw new ApiError(code, body.message ?? `the alerter answered ${res.status}`);
-  }
-  async function alertTransition(id: string, change: () => Promise<Alert>): Promise<Alert> {
-    try {
-      return await change();
-    } catch (error) {
-      if (!(error instanceof AlertingError) || error.code !== 'AW_ALERTING_NOT_FOUND') throw error;
-      await alertsWriter.flush();
-      const stored = await store.getAlert(id);
-      if (stored === null) throw new ApiError('AW_API_NOT_FOUND', `no alert ${id}`);
-      throw new ApiError('AW_API_CONFLICT', `alert ${id} is ${stored.status}; only open or acknowledged alerts can change`);
-    }
-  }
   if (stages.has('ingest')) await registerEventIngest(app, {
     accept: publish,
     deadLetter: recordDeadLetters,
@@ -275,25 +408,44 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     clock,
   });
 
-  const detectorsLog = log('detectors');
-  function reloadPolicies(): boolean {
+  /**
+   * Takes in the policy file: with the api stage it becomes the next stored
+   * version (published to every worker); a worker-only process uses it only
+   * until the first version arrives from the control plane.
+   */
+  async function reloadPolicies(): Promise<boolean> {
+    let loaded: LoadedPolicies;
     try {
-      const loaded = loadPolicyBundle(policyPath);
-      const next = new PolicyEngine(loaded.document, defaultRegistry);
+      loaded = loadPolicyBundle(policyPath);
       watchPolicyFiles(loaded.files);
-      if (next.version !== engine.version) {
-        engine = next;
-        detectorsLog.info({ version: next.version, policies: next.policies.length, mode: next.mode }, 'policies reloaded');
-      }
-      return true;
     } catch (error) {
-      detectorsLog.error({ err: error, file: policyPath }, `policy file rejected; the running policy (${engine.version}) stays in force`);
+      detectorsLog.error({ err: error, file: policyPath }, `policy file rejected; the running policy (${applied?.version ?? engine.version}) stays in force`);
       return false;
     }
+    if (policyAdmin !== undefined) {
+      try {
+        await policyAdmin.fromFile(readPolicyFile(loaded));
+        return true;
+      } catch (error) {
+        const problems = error instanceof PolicyAdminError ? error.problems : undefined;
+        detectorsLog.error({ err: error, file: policyPath, problems }, 'policy file could not be stored as a new version; the running policy stays in force');
+        return false;
+      }
+    }
+    if (applied !== null) {
+      detectorsLog.warn({ file: policyPath, version: applied.version }, 'policy file changed, but this worker follows the versions the API publishes: change policies through the API process');
+      return false;
+    }
+    const next = new PolicyEngine(loaded.document, defaultRegistry);
+    if (next.version !== engine.version) {
+      engine = next;
+      detectorsLog.info({ version: next.version, policies: next.policies.length, mode: next.mode }, 'policies reloaded');
+    }
+    return true;
   }
   const watching = options.watchPolicies ?? true;
   const onPolicyFileChange = (): void => {
-    reloadPolicies();
+    void reloadPolicies();
   };
   /**
    * Watches exactly `files` (the document first, then its includes). A rejected
@@ -334,7 +486,10 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     publishEvents,
     state,
     engine: () => engine,
+    policyAdmin,
+    policyVersion: () => applied?.version ?? null,
     reloadPolicies,
+    createdAdminKey: resolvedKeys.createdAdminKey,
     async settle() {
       if (bus instanceof InProcessBus) await bus.drained();
       await Promise.all(writers.map((w) => w.flush()));
@@ -361,6 +516,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       // Finish what is in flight: judge queued events, then make every row durable.
       if (bus instanceof InProcessBus) await bus.drained();
       await worker?.stop();
+      await policySubscription?.stop();
       await alerts?.stop();
       await deadLetterSubscription?.stop();
       await bus.close();

@@ -1,5 +1,5 @@
 import type { AgentEvent } from './event.js';
-import type { Alert, AlertStatus, AuditRecord, DeadLetter, Page, Verdict } from './records.js';
+import type { Alert, AlertStatus, AuditRecord, DeadLetter, Page, Silence, Verdict } from './records.js';
 import type { ResultOf, StateOp } from './state.js';
 
 // ---------------------------------------------------------------- event bus
@@ -74,6 +74,10 @@ export interface AlertFilter {
   severity?: string;
   from?: number;
   to?: number;
+  /** true: only alerts whose latest verdict change was silenced (`silenced_by` set); false: only the others. */
+  silenced?: boolean;
+  /** Only these alerts (any status): bulk changes look up the ids they could not change. */
+  alert_ids?: readonly string[];
   limit: number;
   cursor?: string | null;
 }
@@ -111,6 +115,31 @@ export interface AnalyticsStore {
   close(): Promise<void>;
   /** One agent's capability sets and keys as presented over time (`capability_history`), newest first; `from`/`to` bound event time as `[from, to)`. */
   capabilityHistory(filter: CapabilityHistoryFilter): Promise<CapabilitySnapshot[]>;
+}
+
+// ---------------------------------------------------------------- silences
+
+export interface SilenceFilter {
+  /**
+   * A tenant: the silences that can match its alerts (its own and the
+   * all-tenant ones); null: only all-tenant silences; omitted: every silence.
+   */
+  tenant?: string | null;
+  /** Only silences in force at this time (epoch ms): started, not ended, not expired. */
+  active_at?: number;
+  /** Only silences not over at this time: in force or yet to start (what an alerter loads). */
+  unexpired_at?: number;
+  /** @default 1000 */
+  limit?: number;
+}
+
+/** Durable storage of alert silences; the alerter keeps the ones not over in memory. */
+export interface SilenceStore {
+  /** Writes the current version of each silence (the newest `updated_at` wins). */
+  upsertSilences(silences: readonly Silence[]): Promise<void>;
+  /** Newest first (`created_at` DESC, then `silence_id` DESC). */
+  listSilences(filter: SilenceFilter): Promise<Silence[]>;
+  getSilence(silenceId: string): Promise<Silence | null>;
 }
 
 // ---------------------------------------------------------------- capability history

@@ -94,6 +94,55 @@ export interface Alert {
   source_partition: number;
   /** Offset of that verdict: a replayed verdict at or below it is not counted again. */
   source_offset: number;
+  /**
+   * Id of the silence in force when a verdict last opened or bumped the alert
+   * ('' when none): that change was stored but not sent to the sinks. Cleared
+   * by the first verdict counted once no silence matches.
+   */
+  silenced_by: string;
+  /** Note given with the latest acknowledge or resolve that had one ('' when none). */
+  comment: string;
+}
+
+/**
+ * What a {@link Silence} matches. Every matcher given must match the alert;
+ * a silence has at least one. Patterns take `*` and `?` and ignore case
+ * (core/glob.ts).
+ */
+export interface SilenceMatchers {
+  /** Policy id pattern. */
+  policy_id?: string;
+  /** Policy type, exactly. */
+  policy_type?: string;
+  /** Agent id pattern. */
+  agent_id?: string;
+  /** Any of these severities: the alert's, once the verdict is counted. */
+  severity?: Severity[];
+}
+
+/**
+ * Mutes the notifications of matching alerts for a while (Alertmanager's
+ * silences): alerts still open and count, sinks are not told. Every change
+ * writes the whole row again with a higher `updated_at`.
+ */
+export interface Silence {
+  silence_id: string;
+  /** The tenant whose alerts it matches; null: every tenant's. */
+  tenant: string | null;
+  matchers: SilenceMatchers;
+  /** In force from `starts_at` (inclusive) to `ends_at` (exclusive), epoch ms. */
+  starts_at: number;
+  ends_at: number;
+  /** Why; required. */
+  comment: string;
+  created_by: string;
+  created_at: number;
+  /** When it was ended early (epoch ms; in force until then), null while not. */
+  expired_at: number | null;
+  /** Who ended it early ('' while not). */
+  expired_by: string;
+  /** Row version (ms at the latest change, bumped to stay increasing). */
+  updated_at: number;
 }
 
 /** Input that could not be accepted, kept with the reason. */

@@ -161,6 +161,7 @@ export interface TokenBucketResult {
  * the approved value and the last value seen before this operation, then
  * records `value` as the last seen. The first value ever seen becomes the
  * approved one (trust on first use); with `autoApprove` every value does.
+ * Reviews (`value_review`) approve or reject values of the same key.
  */
 export interface ValueSnapshotOp extends OpPosition {
   op: 'value_snapshot';
@@ -174,8 +175,63 @@ export interface ValueSnapshotResult {
   approved: string | null;
   /** The last value seen before this operation; null on first sight. */
   previous: string | null;
-  /** When the approved value was set (event time, ms); null on first sight. */
+  /** When the approved value was set (event time, or the wall-clock time of a review; ms); null on first sight. */
   approvedAt: number | null;
+  /** The value an administrator rejected last (`value_review`), while not approved since; null when none. */
+  rejected: string | null;
+  /** When it was rejected (wall-clock time of the review, ms); null when nothing is rejected. */
+  rejectedAt: number | null;
+}
+
+/**
+ * A person's review of the value a `value_snapshot` key tracks (the same key):
+ * `read` its state, `approve` or `reject` the last value seen.
+ *
+ * Not an event on the bus: it is applied every time, never answered as a
+ * replay, and leaves no trace in the replay log. `read` changes nothing — a
+ * missing key stays missing and keeps no TTL it did not have. An `approve` or
+ * `reject` is applied only when `value` is the last value seen (all nulls:
+ * never, on a missing key), so an administrator cannot approve something
+ * other than what they looked at; applied, it restarts the key's idle time
+ * with the operation's `retainMs` like any operation, and otherwise changes
+ * nothing at all.
+ *
+ * - approve: the approved value becomes `value` at `ts`; a rejection of that
+ *   same value is cleared.
+ * - reject: `value` becomes the rejected one at `ts` (replacing an earlier
+ *   rejection); the approved value stays.
+ */
+export interface ValueReviewOp {
+  op: 'value_review';
+  key: string;
+  action: 'read' | 'approve' | 'reject';
+  /** approve/reject: the value being reviewed; applied only if it is the last value seen (guards against approving something other than what the admin looked at). */
+  value?: string;
+  /** Wall-clock ms of the review. */
+  ts: number;
+  /** See {@link OpPosition.retainMs}. */
+  retainMs?: number;
+  /**
+   * Ignored: a review has no bus position. Optional fields rather than none so
+   * that code filling in the positions of a `StateOp[]` (`planBatch`) needs no
+   * case for reviews.
+   */
+  partition?: number;
+  offset?: number;
+  committedOffset?: number;
+}
+
+/** The key's state after the review (before it, unchanged, when not applied). */
+export interface ValueReviewResult {
+  op: 'value_review';
+  approved: string | null;
+  /** The last value seen. */
+  last: string | null;
+  approvedAt: number | null;
+  rejected: string | null;
+  rejectedAt: number | null;
+  /** An approve or reject changed the key; always false for `read`. */
+  applied: boolean;
 }
 
 /**
@@ -250,13 +306,14 @@ export interface CircuitResult {
   p95: number | null;
 }
 
-export type StateOp = WindowCountOp | DistinctCountOp | FirstSeenOp | TokenBucketOp | ValueSnapshotOp | RecentValuesOp | CircuitOp;
+export type StateOp = WindowCountOp | DistinctCountOp | FirstSeenOp | TokenBucketOp | ValueSnapshotOp | ValueReviewOp | RecentValuesOp | CircuitOp;
 export type StateResult =
   | WindowCountResult
   | DistinctCountResult
   | FirstSeenResult
   | TokenBucketResult
   | ValueSnapshotResult
+  | ValueReviewResult
   | RecentValuesResult
   | CircuitResult;
 

@@ -31,21 +31,36 @@ export interface TopicNames {
   verdicts: string;
   /** @default "agentwatch.dlq" */
   dlq: string;
+  /** @default "agentwatch.policies" */
+  policies: string;
 }
 
 export const defaultTopicNames: TopicNames = {
   events: 'agentwatch.events',
   verdicts: 'agentwatch.verdicts',
   dlq: 'agentwatch.dlq',
+  policies: 'agentwatch.policies',
 };
+
+/** One version of the policy document, as the API publishes it to the workers. */
+export interface PublishedPolicyVersion {
+  version: number;
+  sha256: string;
+  /** The document as JSON text (`include` of packs kept as references). */
+  document: string;
+  created_at: number;
+}
 
 export interface Topics {
   events: Topic<AgentEvent>;
   verdicts: Topic<Verdict>;
   dlq: Topic<DeadLetter>;
+  /** Versions of the policy document; every worker process reads all of it (key `policies`, one partition). */
+  policies: Topic<PublishedPolicyVersion>;
 }
 
-export function buildTopics(names: TopicNames = defaultTopicNames): Topics {
+export function buildTopics(partial: Partial<TopicNames> = defaultTopicNames): Topics {
+  const names: TopicNames = { ...defaultTopicNames, ...partial };
   return {
     events: {
       name: names.events,
@@ -57,5 +72,15 @@ export function buildTopics(names: TopicNames = defaultTopicNames): Topics {
     },
     verdicts: { name: names.verdicts, codec: jsonCodec<Verdict>() },
     dlq: { name: names.dlq, codec: jsonCodec<DeadLetter>() },
+    policies: {
+      name: names.policies,
+      codec: jsonCodec((value) => {
+        const v = value as Partial<PublishedPolicyVersion> | null;
+        if (v === null || typeof v !== 'object' || !Number.isInteger(v.version) || typeof v.document !== 'string' || typeof v.sha256 !== 'string') {
+          throw new Error('not a policy version record');
+        }
+        return v as PublishedPolicyVersion;
+      }),
+    },
   };
 }

@@ -44,7 +44,11 @@ export async function registerEventIngest(app: FastifyInstance, deps: EventInges
       done(null, body);
     });
 
-    scope.post('/v1/events', { bodyLimit: deps.bodyLimit }, async (request, reply) => {
+    const schema = {
+      summary: 'Ingest events: a JSON array of AgentEvent v1 objects, or NDJSON; each item is accepted or dead-lettered with its reason',
+      tags: ['ingest'],
+    };
+    scope.post('/v1/events', { bodyLimit: deps.bodyLimit, config: { access: 'ingest' }, schema }, async (request, reply) => {
       deps.stats.requests++;
       const body = typeof request.body === 'string' ? request.body : '';
       const source = `http:${request.ip}`;
@@ -58,6 +62,19 @@ export async function registerEventIngest(app: FastifyInstance, deps: EventInges
         return reply.code(400).send({ code: 'AW_INGEST_UNREADABLE_BODY', message: parsed.fatal, details: null });
       }
       deps.stats.received += parsed.events.length + parsed.rejected.length;
+      // A tenant-bound key may only send its own tenant's events.
+      const bound = request.principal?.tenant ?? null;
+      if (bound !== null) {
+        const own = parsed.events.filter((e) => e.event.tenant === bound);
+        if (own.length < parsed.events.length) {
+          for (const e of parsed.events) {
+            if (e.event.tenant === bound) continue;
+            const raw = JSON.stringify(e.event);
+            parsed.rejected.push({ index: e.index, event_id: e.event.event_id, reason: `tenant ${e.event.tenant} is not the tenant of this API key (${bound})`, raw: raw.slice(0, 4096), rawBytes: Buffer.byteLength(raw) });
+          }
+          parsed.events = own;
+        }
+      }
       if (parsed.rejected.length > 0) {
         deps.stats.rejected += parsed.rejected.length;
         deps.deadLetter(

@@ -341,6 +341,8 @@ describe('BatchWriter over the ClickHouse store', () => {
         resolved_at: 0,
         source_partition: -1,
         source_offset: -1,
+        silenced_by: '',
+        comment: '',
       };
       const w = new BatchWriter<Alert>({
         insert: (rows) => t.store.upsertAlerts(rows),

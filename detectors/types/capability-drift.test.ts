@@ -11,6 +11,7 @@ import {
   DEFAULT_DANGEROUS_CAPABILITIES,
   canonicalCapabilities,
   capabilityDriftPolicy,
+  capabilityDriftStateKey,
   parseCanonicalCapabilities,
   type CapabilityDriftConfig,
 } from './capability-drift.js';
@@ -23,12 +24,27 @@ function policyOf(config: Record<string, unknown>, extra: Record<string, unknown
   return doc.policies[0] as ValidatedPolicy<CapabilityDriftConfig>;
 }
 
-/** decide() alone, against a given approved set: no store involved. */
-function judgeAgainst(approved: readonly string[], current: readonly string[], config: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
+const REJECTED_AT = Date.UTC(2026, 10, 24, 9, 41, 10);
+
+/** decide() alone, against a given approved set (and a rejected one): no store involved. */
+function judgeAgainst(
+  approved: readonly string[],
+  current: readonly string[],
+  config: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+  rejected: readonly string[] | null = null,
+) {
   const policy = policyOf(config, extra);
   const compiled = capabilityDriftPolicy.compile(policy, { timezone: 'UTC' });
   const event = capabilityEvent(current, { agent: { id: 'agent-7', name: 'cursor' } });
-  const result: ValueSnapshotResult = { op: 'value_snapshot', approved: canonicalCapabilities(approved), previous: canonicalCapabilities(approved), approvedAt: APPROVED_AT };
+  const result: ValueSnapshotResult = {
+    op: 'value_snapshot',
+    approved: canonicalCapabilities(approved),
+    previous: canonicalCapabilities(approved),
+    approvedAt: APPROVED_AT,
+    rejected: rejected === null ? null : canonicalCapabilities(rejected),
+    rejectedAt: rejected === null ? null : REJECTED_AT,
+  };
   return capabilityDriftPolicy.decide(event, [result], compiled, policy);
 }
 
@@ -151,6 +167,39 @@ describe('capability_drift decide', () => {
   });
 });
 
+describe('capability_drift decide on a rejected set', () => {
+  it('denies the set an administrator rejected, as critical, saying so and when', () => {
+    const f = judgeAgainst(BASE, [...BASE, 'browser'], {}, {}, [...BASE, 'browser']);
+    expect(f!.reason).toBe(
+      'agent-7 (cursor) gained browser since its approved set (approved 2026-11-20 09:14 UTC), a change rejected by an administrator on 2026-11-24 09:41 UTC',
+    );
+    expect(f!.severity).toBe('critical');
+    expect(f!.decision).toBe('deny');
+    expect(f!.evidence).toMatchObject({ added: 'browser', pending_approval: false, rejected: true, rejected_at: '2026-11-24T09:41:10.000Z' });
+  });
+
+  it('keeps the dangerous clause, and fires for a rejected removal even with alert_on_removal off', () => {
+    expect(judgeAgainst(BASE, [...BASE, 'sudo'], {}, {}, [...BASE, 'sudo'])!.reason).toMatch(/, a change rejected by an administrator on 2026-11-24 09:41 UTC; dangerous: sudo$/);
+    expect(judgeAgainst(BASE, ['file_read'], { alert_on_removal: false }, {}, ['file_read'])).toMatchObject({ severity: 'critical', decision: 'deny' });
+    expect(judgeAgainst(BASE, ['file_read'], { alert_on_removal: false }, {}, ['web_search'])).toBeNull();
+  });
+
+  it('judges any other set as before', () => {
+    const f = judgeAgainst(BASE, [...BASE, 'calendar_read'], {}, {}, [...BASE, 'browser']);
+    expect(f).toEqual(judgeAgainst(BASE, [...BASE, 'calendar_read']));
+    expect(f!.evidence.rejected).toBeUndefined();
+    expect(judgeAgainst(BASE, BASE, {}, {}, [...BASE, 'browser'])).toBeNull();
+  });
+
+  it('denies a rejected set that is also the approved one (a revoked approval)', () => {
+    expect(judgeAgainst(BASE, BASE, {}, {}, BASE)).toMatchObject({
+      reason: 'agent-7 (cursor) presents its approved capability set (approved 2026-11-20 09:14 UTC), a change rejected by an administrator on 2026-11-24 09:41 UTC',
+      severity: 'critical',
+      decision: 'deny',
+    });
+  });
+});
+
 describe('capability_drift with the state store', () => {
   const agent = { id: 'agent-7', name: 'cursor' };
   const at = (minutes: number) => T0 + minutes * 60_000;
@@ -211,6 +260,27 @@ describe('capability_drift with the state store', () => {
       store,
     );
     expect(outcomes.every((o) => o.verdicts.length === 0)).toBe(true);
+  });
+
+  it('denies a set once rejected through a value_review, in strict mode; auto-approval does not lift it', () => {
+    for (const config of [{}, { auto_approve: true }]) {
+      const store = new MemoryStateStore();
+      const engine = driftEngine(config);
+      const key = capabilityDriftStateKey('default', 'agent-7', 'drift');
+      judgeEach(engine, [capabilityEvent(BASE, { agent, time: at(0) }), capabilityEvent([...BASE, 'browser'], { agent, time: at(1) })], store);
+      const [review] = store.applyStateOpsSync([{ op: 'value_review', key, action: 'reject', value: canonicalCapabilities([...BASE, 'browser']), ts: REJECTED_AT }]);
+      expect(review).toMatchObject({ applied: true });
+      const outcomes = judgeEach(engine, [capabilityEvent([...BASE, 'browser'], { agent, time: at(2) }), capabilityEvent([...BASE, 'browser'], { agent, time: at(3) })], store);
+      for (const o of outcomes) {
+        expect(o.verdicts[0], JSON.stringify(config)).toMatchObject({ severity: 'critical', would_decide: 'deny', decision: 'deny' });
+        expect(o.verdicts[0]!.reason).toContain('a change rejected by an administrator on 2026-11-24 09:41 UTC');
+      }
+    }
+    const monitoring = new MemoryStateStore();
+    const engine = driftEngine({}, {}, 'monitoring');
+    judgeEach(engine, [capabilityEvent(BASE, { agent }), capabilityEvent(['x'], { agent })], monitoring);
+    monitoring.applyStateOpsSync([{ op: 'value_review', key: capabilityDriftStateKey('default', 'agent-7', 'drift'), action: 'reject', value: 'x', ts: REJECTED_AT }]);
+    expect(judgeEach(engine, [capabilityEvent(['x'], { agent })], monitoring)[0]!.verdicts[0]).toMatchObject({ decision: 'allow', would_decide: 'deny' });
   });
 
   it('treats an empty list as a set that lost everything', () => {

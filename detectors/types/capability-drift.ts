@@ -124,6 +124,11 @@ export function capabilityChanges(before: readonly string[], after: readonly str
   };
 }
 
+/** The `value_snapshot` key of an agent's capability set under a `capability_drift` policy. */
+export function capabilityDriftStateKey(tenant: string, agentId: string, policyId: string): string {
+  return agentStateKey(tenant, agentId, policyId, 'capabilities');
+}
+
 /**
  * `capability_drift`: an agent's capability set (events carrying
  * `capabilities`, typically `capability_change`) differs from its last
@@ -133,7 +138,11 @@ export function capabilityChanges(before: readonly string[], after: readonly str
  * State: one `value_snapshot` per agent and policy (part `capabilities`) whose
  * value is {@link canonicalCapabilities}. The first set seen is the approved
  * baseline (no finding). Approving a pending set = setting the key's approved
- * value to that set's canonical form.
+ * value to that set's canonical form (`value_review`, detectors/approvals.ts).
+ *
+ * A set an administrator rejected is not merely pending: every event
+ * presenting exactly that set fires `critical` with decision `deny`, whatever
+ * the approved set (auto-approval included) — until someone approves it.
  */
 export const capabilityDriftPolicy: PolicyType<CapabilityDriftConfig, CompiledCapabilityDrift> = {
   type: 'capability_drift',
@@ -152,7 +161,7 @@ export const capabilityDriftPolicy: PolicyType<CapabilityDriftConfig, CompiledCa
     if (event.capabilities === undefined) return;
     out.push({
       op: 'value_snapshot',
-      key: agentStateKey(event.tenant, event.agent.id, policy.id, 'capabilities'),
+      key: capabilityDriftStateKey(event.tenant, event.agent.id, policy.id),
       // The runtime fills in the bus position of the event.
       partition: -1,
       offset: -1,
@@ -174,19 +183,25 @@ export const capabilityDriftPolicy: PolicyType<CapabilityDriftConfig, CompiledCa
     const result = results[0];
     // No snapshot (no capabilities on the event), or first sight: the baseline.
     if (result?.op !== 'value_snapshot' || result.approved === null || event.capabilities === undefined) return null;
-    if (canonicalCapabilities(event.capabilities) === result.approved) return null;
+    const value = canonicalCapabilities(event.capabilities);
+    // Checked before the approved set: an auto-approved set stays rejected.
+    const rejected = result.rejected !== null && value === result.rejected;
+    if (!rejected && value === result.approved) return null;
 
     const approved = parseCanonicalCapabilities(result.approved);
     const current = uniqueSorted(normaliseCapabilities(event.capabilities));
     const { added, removed } = capabilityChanges(approved, current);
-    if (added.length === 0 && !policy.config.alert_on_removal) return null;
+    if (!rejected && added.length === 0 && !policy.config.alert_on_removal) return null;
     const dangerousAdded = added.filter((cap) => c.dangerous(cap));
 
     const changes: string[] = [];
     if (added.length > 0) changes.push(`gained ${listForReason(added)}`);
     if (removed.length > 0) changes.push(`lost ${listForReason(removed)}`);
     const when = result.approvedAt === null ? '' : ` (approved ${formatUtcMinute(result.approvedAt)})`;
-    let reason = `${agentLabel(event)} ${changes.join(' and ')} since its approved set${when}`;
+    const rejectedWhen = result.rejectedAt === null ? '' : ` on ${formatUtcMinute(result.rejectedAt)}`;
+    // No changes: a rejected set that is also the approved one.
+    let reason = changes.length > 0 ? `${agentLabel(event)} ${changes.join(' and ')} since its approved set${when}` : `${agentLabel(event)} presents its approved capability set${when}`;
+    if (rejected) reason += `, a change rejected by an administrator${rejectedWhen}`;
     if (dangerousAdded.length > 0) reason += `; dangerous: ${listForReason(dangerousAdded)}`;
 
     const evidence: Evidence = {
@@ -198,9 +213,15 @@ export const capabilityDriftPolicy: PolicyType<CapabilityDriftConfig, CompiledCa
       dangerous_count: dangerousAdded.length,
       capability_count: current.length,
       approved_count: approved.length,
-      pending_approval: !policy.config.auto_approve,
+      pending_approval: !rejected && !policy.config.auto_approve,
     };
     if (result.approvedAt !== null) evidence.approved_at = new Date(result.approvedAt).toISOString();
+    if (rejected) {
+      evidence.rejected = true;
+      if (result.rejectedAt !== null) evidence.rejected_at = new Date(result.rejectedAt).toISOString();
+      // A person already said no: nothing is left to approve, so the event is blocked.
+      return { reason, evidence, severity: 'critical', decision: 'deny' };
+    }
     if (dangerousAdded.length === 0) return { reason, evidence };
     // Escalation: a dangerous addition is critical and waits for a person,
     // unless the policy already blocks (deny is more restrictive still).

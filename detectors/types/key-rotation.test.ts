@@ -6,7 +6,8 @@ import { parsePolicyText } from '../policy-loader.js';
 import { defaultRegistry } from '../registry.js';
 import { makeEvent } from '../../test/support/events.js';
 import { engineFor, judgeEach } from '../../test/support/policies.js';
-import { keyRotationPolicy, shortFingerprint, type KeyRotationConfig } from './key-rotation.js';
+import { MemoryStateStore } from '../state/memory/memory-store.js';
+import { keyRotationPolicy, keyRotationStateKey, shortFingerprint, type KeyRotationConfig } from './key-rotation.js';
 
 const T0 = Date.UTC(2026, 10, 20, 9, 14, 0);
 const at = (minutes: number) => T0 + minutes * 60_000;
@@ -98,6 +99,44 @@ describe('key_rotation', () => {
     expect(v.would_decide).toBe('allow');
     expect(v.evidence).toMatchObject({ algorithm: '', new_key: true, pending_approval: false });
     expect(outcomes[3]!.verdicts[0]!.evidence).toMatchObject({ approved_fingerprint: NEW, approved_at: '2026-11-20T10:14:00.000Z' });
+  });
+
+  it('denies a key an administrator rejected, as critical, until it is approved', () => {
+    const REJECTED_AT = Date.UTC(2026, 10, 21, 8, 5, 30);
+    const store = new MemoryStateStore();
+    const engine = keyEngine();
+    const key = keyRotationStateKey('default', 'agent-7', 'keys');
+    judgeEach(engine, [keyEvent(OLD, T0), keyEvent(NEW, at(1))], store);
+    expect(store.applyStateOpsSync([{ op: 'value_review', key, action: 'reject', value: NEW, ts: REJECTED_AT }])).toMatchObject([{ applied: true }]);
+    const outcomes = judgeEach(engine, [keyEvent(NEW, at(2)), keyEvent(OTHER, at(3)), keyEvent(OLD, at(4)), keyEvent(NEW, at(5))], store);
+    expect(outcomes.map((o) => o.verdicts.map((v) => `${v.severity} ${v.would_decide}`))).toEqual([['critical deny'], ['high require_approval'], [], ['critical deny']]);
+    const v = outcomes[0]!.verdicts[0]!;
+    expect(v.reason).toBe(
+      'agent-7 (cursor) presents ed25519 key SHA256:9f2c41d0…e41a, which was rejected by an administrator on 2026-11-21 08:05 UTC; its approved key is SHA256:1b7d9a0c…03aa (approved 2026-11-20 09:14 UTC)',
+    );
+    expect(v.evidence).toEqual({
+      fingerprint: NEW,
+      approved_fingerprint: OLD,
+      algorithm: 'ed25519',
+      new_key: false,
+      pending_approval: false,
+      approved_at: '2026-11-20T09:14:00.000Z',
+      rejected: true,
+      rejected_at: '2026-11-21T08:05:30.000Z',
+    });
+    expect(outcomes[1]!.verdicts[0]!.evidence.rejected).toBeUndefined();
+    // Approving the rejected key lifts the rejection.
+    expect(store.applyStateOpsSync([{ op: 'value_review', key, action: 'approve', value: NEW, ts: REJECTED_AT + 1 }])).toMatchObject([{ applied: true, rejected: null }]);
+    expect(judgeEach(engine, [keyEvent(NEW, at(6))], store)[0]!.verdicts).toEqual([]);
+  });
+
+  it('without require_approval a rejected key stays denied, though the snapshot auto-approves it', () => {
+    const store = new MemoryStateStore();
+    const engine = keyEngine({ require_approval: false });
+    judgeEach(engine, [keyEvent(OLD, T0)], store);
+    store.applyStateOpsSync([{ op: 'value_review', key: keyRotationStateKey('default', 'agent-7', 'keys'), action: 'reject', value: OLD, ts: at(1) }]);
+    const outcomes = judgeEach(engine, [keyEvent(OLD, at(2)), keyEvent(OLD, at(3))], store);
+    expect(outcomes.map((o) => o.verdicts[0]?.would_decide)).toEqual(['deny', 'deny']);
   });
 
   it('does not fire on first sight, per agent, or for events without a key', () => {

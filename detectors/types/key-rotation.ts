@@ -33,13 +33,23 @@ export function shortFingerprint(fingerprint: string): string {
   return body.length <= 16 ? fingerprint : `${scheme}${body.slice(0, 8)}…${body.slice(-4)}`;
 }
 
+/** The `value_snapshot` key of an agent's key fingerprint under a `key_rotation` policy. */
+export function keyRotationStateKey(tenant: string, agentId: string, policyId: string): string {
+  return agentStateKey(tenant, agentId, policyId, 'key');
+}
+
 /**
  * `key_rotation`: the public key an agent presents (`key.fingerprint`, usually
  * on `key_rotation` events) is not its approved key.
  *
  * State: one `value_snapshot` per agent and policy (part `key`) whose value is
  * the fingerprint, auto-approving unless `require_approval`. Approving a
- * pending key = setting the key's approved value to its fingerprint.
+ * pending key = setting the key's approved value to its fingerprint
+ * (`value_review`, detectors/approvals.ts).
+ *
+ * A key an administrator rejected fires `critical` with decision `deny` on
+ * every event presenting it, whatever the approved key (auto-approval
+ * included) — until someone approves it.
  */
 export const keyRotationPolicy: PolicyType<KeyRotationConfig, null> = {
   type: 'key_rotation',
@@ -57,7 +67,7 @@ export const keyRotationPolicy: PolicyType<KeyRotationConfig, null> = {
     if (event.key === undefined) return;
     out.push({
       op: 'value_snapshot',
-      key: agentStateKey(event.tenant, event.agent.id, policy.id, 'key'),
+      key: keyRotationStateKey(event.tenant, event.agent.id, policy.id),
       // The runtime fills in the bus position of the event.
       partition: -1,
       offset: -1,
@@ -78,7 +88,9 @@ export const keyRotationPolicy: PolicyType<KeyRotationConfig, null> = {
     // Compared with the approved key rather than the previous one: without
     // approvals the two are the same, and after `require_approval` is turned
     // off a still-pending key fires once more, on the event that approves it.
-    if (fingerprint === result.approved) return null;
+    // Checked before the approved key: an auto-approved key stays rejected.
+    const rejected = result.rejected !== null && fingerprint === result.rejected;
+    if (!rejected && fingerprint === result.approved) return null;
 
     const algorithm = event.key.algorithm;
     const newKey = `${algorithm === undefined ? '' : `${algorithm} `}key ${shortFingerprint(fingerprint)}`;
@@ -89,9 +101,21 @@ export const keyRotationPolicy: PolicyType<KeyRotationConfig, null> = {
       algorithm: algorithm ?? '',
       // The event that introduced this key (later events with it repeat a pending finding).
       new_key: result.previous !== fingerprint,
-      pending_approval: policy.config.require_approval,
+      pending_approval: !rejected && policy.config.require_approval,
     };
     if (result.approvedAt !== null) evidence.approved_at = new Date(result.approvedAt).toISOString();
+    if (rejected) {
+      evidence.rejected = true;
+      if (result.rejectedAt !== null) evidence.rejected_at = new Date(result.rejectedAt).toISOString();
+      const rejectedWhen = result.rejectedAt === null ? '' : ` on ${formatUtcMinute(result.rejectedAt)}`;
+      // A person already said no: nothing is left to approve, so the event is blocked.
+      return {
+        reason: `${agentLabel(event)} presents ${newKey}, which was rejected by an administrator${rejectedWhen}; its approved key is ${oldKey}`,
+        evidence,
+        severity: 'critical',
+        decision: 'deny',
+      };
+    }
     if (!policy.config.require_approval) {
       return {
         reason: `${agentLabel(event)} rotated from key ${oldKey} to ${newKey}, now approved`,

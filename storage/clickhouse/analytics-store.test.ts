@@ -83,6 +83,8 @@ function alert(overrides: Partial<Alert> = {}): Alert {
     resolved_at: 0,
     source_partition: 2,
     source_offset: 9_007_199_254,
+    silenced_by: '',
+    comment: '',
     ...overrides,
   };
 }
@@ -116,14 +118,20 @@ describe('migrations', () => {
       const first = await fresh.store.applyMigrations();
       const second = await fresh.store.applyMigrations();
       await fresh.store.migrate();
-      expect(first.applied).toEqual([1, 2, 3]);
-      expect(second).toEqual({ applied: [], current: 3 });
+      // Every version in the folder, whatever later migrations add.
+      const versions = (await loadMigrations(defaultMigrationsDir())).map((m) => m.version);
+      expect(versions.slice(0, 3)).toEqual([1, 2, 3]);
+      expect(versions).toContain(5);
+      expect(first.applied).toEqual(versions);
+      expect(second).toEqual({ applied: [], current: Math.max(...versions) });
       const tables = await rows<{ name: string }>(
         'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name',
         { db: fresh.database },
         fresh.client,
       );
-      expect(tables.map((r) => r.name)).toEqual(['alerts', 'audit_log', 'capability_history', 'capability_history_mv', 'dead_letters', 'events', 'schema_migrations', 'verdicts']);
+      expect(tables.map((r) => r.name)).toEqual(
+        expect.arrayContaining(['alerts', 'audit_log', 'capability_history', 'capability_history_mv', 'dead_letters', 'events', 'schema_migrations', 'silences', 'verdicts']),
+      );
       // No FINAL: the ledger must not even hold a duplicate row.
       const ledger = await rows<{ version: number; name: string }>(
         'SELECT version, name FROM {db}.schema_migrations ORDER BY version',
@@ -131,11 +139,13 @@ describe('migrations', () => {
         fresh.client,
         fresh.database,
       );
-      expect(ledger).toEqual([
+      expect(ledger.slice(0, 3)).toEqual([
         { version: 1, name: 'init' },
         { version: 2, name: 'capability_history' },
         { version: 3, name: 'verdict_exception' },
       ]);
+      expect(ledger).toContainEqual({ version: 5, name: 'silences' });
+      expect(ledger).toHaveLength(versions.length);
     } finally {
       await fresh.close();
     }
@@ -150,8 +160,30 @@ describe('migrations', () => {
       const old = verdict({ verdict_id: 'old-v', tenant: 'upgrade' });
       const { exception: _none, ...oldRow } = { ...old, evidence: JSON.stringify(old.evidence) };
       await fresh.client.insert({ table: `${fresh.database}.verdicts`, values: [oldRow], format: 'JSONEachRow' });
-      expect((await fresh.store.applyMigrations()).applied).toEqual([3]);
+      expect((await fresh.store.applyMigrations()).applied[0]).toBe(3);
       expect(await fresh.store.listVerdicts({ tenant: 'upgrade', limit: 10 })).toEqual([old]);
+    } finally {
+      await fresh.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('0005 adds alerts.silenced_by and comment; alerts stored before it read back with ""', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'aw-migrations-'));
+    const fresh = await openTestStore({ migrate: false });
+    try {
+      const before = (await loadMigrations(defaultMigrationsDir())).filter((m) => m.version < 5);
+      for (const m of before) {
+        const name = `${String(m.version).padStart(4, '0')}_${m.name}.sql`;
+        await copyFile(path.join(defaultMigrationsDir(), name), path.join(dir, name));
+      }
+      await applyMigrations(fresh.client, fresh.database, { dir });
+      const old = alert({ alert_id: 'old-a', tenant: 'upgrade' });
+      const { silenced_by: _s, comment: _c, ...oldRow } = { ...old, evidence: JSON.stringify(old.evidence) };
+      await fresh.client.insert({ table: `${fresh.database}.alerts`, values: [oldRow], format: 'JSONEachRow' });
+      expect((await fresh.store.applyMigrations()).applied).toContain(5);
+      expect(await fresh.store.getAlert('old-a')).toEqual(old);
+      expect((await fresh.store.listAlerts({ tenant: 'upgrade', silenced: false, limit: 10 })).items).toEqual([old]);
     } finally {
       await fresh.close();
       await rm(dir, { recursive: true, force: true });
@@ -251,6 +283,8 @@ describe('round trips', () => {
       count: 9_007_199_254_740_991,
       resolved_at: 1_700_000_100_001,
       acknowledged_by: 'soc@example.com',
+      silenced_by: '0b6f9f8e-2a51-4c1e-9d57-3f1f2d7f2c10',
+      comment: 'false positive: "load test" \'q\'',
       verdict_ids: [],
       atlas: [],
       evidence: { 'key with "quotes"': 'value\nwith newline', big: 1e21 },
@@ -429,6 +463,28 @@ describe('listAlerts', () => {
     expect(await ids({ tenant: 'la-acme', from, limit: 100 })).toEqual(expectIds((a) => a.last_seen >= from));
     expect(await ids({ tenant: 'la-acme', to, limit: 100 })).toEqual(expectIds((a) => a.first_seen < to));
     expect(expectIds((a) => a.first_seen < to)).toHaveLength(3);
+  });
+
+  it('filters on silenced and on alert ids', async () => {
+    const muted = [
+      alert({ alert_id: 'sil-a1', tenant: 'la-silenced', silenced_by: 'sil-1' }),
+      alert({ alert_id: 'sil-a2', tenant: 'la-silenced', silenced_by: 'sil-2', status: 'acknowledged' }),
+    ];
+    const loud = alert({ alert_id: 'sil-a3', tenant: 'la-silenced' });
+    await t.store.upsertAlerts([...muted, loud]);
+    const ids = async (filter: Omit<Parameters<TestStore['store']['listAlerts']>[0], 'limit'>): Promise<string[]> =>
+      (await t.store.listAlerts({ limit: 100, ...filter })).items.map((a) => a.alert_id).sort();
+    expect(await ids({ tenant: 'la-silenced', silenced: true })).toEqual(['sil-a1', 'sil-a2']);
+    expect(await ids({ tenant: 'la-silenced', silenced: false })).toEqual(['sil-a3']);
+    expect(await ids({ tenant: 'la-silenced', silenced: true, status: 'open' })).toEqual(['sil-a1']);
+    expect(await ids({ tenant: 'la-silenced' })).toEqual(['sil-a1', 'sil-a2', 'sil-a3']);
+    // A later version clears silenced_by: FINAL applies before the filter.
+    await t.store.upsertAlerts([{ ...muted[0]!, silenced_by: '', count: 2, updated_at: muted[0]!.updated_at + 1 }]);
+    expect(await ids({ tenant: 'la-silenced', silenced: true })).toEqual(['sil-a2']);
+
+    expect(await ids({ alert_ids: ['sil-a3', 'la-00', 'missing', "' OR 1=1 --"] })).toEqual(['la-00', 'sil-a3']);
+    expect(await ids({ alert_ids: ['sil-a3', 'la-00'], tenant: 'la-acme' })).toEqual(['la-00']);
+    expect(await ids({ alert_ids: [] })).toEqual([]);
   });
 
   it('keeps tenants apart', async () => {

@@ -46,7 +46,7 @@ const ENGINE_ENUMS = {
 const ALERT_COLUMNS = `alert_id, tenant, policy_id, policy_type, agent_id, severity, status, count,
   toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms,
   title, reason, verdict_ids, evidence, atlas, toUnixTimestamp64Milli(updated_at) AS updated_at_ms,
-  acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms, source_partition, source_offset`;
+  acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms, source_partition, source_offset, silenced_by, comment`;
 
 const VERDICT_COLUMNS = `verdict_id, event_id, toUnixTimestamp64Milli(time) AS time_ms, tenant, agent_id, agent_name,
   event_type, policy_id, policy_type, severity, action, decision, would_decide, mode, reason, evidence, atlas, late, exception`;
@@ -75,6 +75,8 @@ interface AlertRow {
   resolved_at_ms: Int64Json;
   source_partition: Int64Json;
   source_offset: Int64Json;
+  silenced_by: string;
+  comment: string;
 }
 
 interface VerdictRow {
@@ -150,7 +152,9 @@ export class ClickHouseAnalyticsStore implements AnalyticsStore {
   /**
    * Alerts matching every given filter, newest activity first (`last_seen`
    * DESC, then `alert_id` DESC), one page at a time. `from`/`to` select alerts
-   * whose activity span `[first_seen, last_seen]` overlaps `[from, to)`.
+   * whose activity span `[first_seen, last_seen]` overlaps `[from, to)`;
+   * `silenced` tests `silenced_by` (muted by a silence at the latest verdict
+   * change, or not); `alert_ids` keeps only the alerts named.
    * Keyset pagination: `next_cursor` encodes the last row's sort key, so pages
    * do not shift when new alerts arrive.
    *
@@ -171,6 +175,11 @@ export class ClickHouseAnalyticsStore implements AnalyticsStore {
     equal('policy_type', filter.policy_type);
     equal('agent_id', filter.agent_id);
     equal('severity', filter.severity);
+    if (filter.silenced !== undefined) where.push(filter.silenced ? `silenced_by != ''` : `silenced_by = ''`);
+    if (filter.alert_ids !== undefined) {
+      where.push('alert_id IN {alert_ids:Array(String)}');
+      params.alert_ids = [...filter.alert_ids];
+    }
     if (filter.from !== undefined) {
       where.push(`last_seen >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')`);
       params.from = checkTime(filter.from, 'from');
@@ -493,6 +502,9 @@ function alertToRow(a: Alert): Record<string, unknown> {
     resolved_at: a.resolved_at,
     source_partition: a.source_partition,
     source_offset: a.source_offset,
+    // `?? ''`: an alert built before the fields existed (an old fixture or tool) has none.
+    silenced_by: a.silenced_by ?? '',
+    comment: a.comment ?? '',
   };
 }
 
@@ -524,6 +536,8 @@ function rowToAlert(row: AlertRow): Alert {
     resolved_at: toInteger(row.resolved_at_ms, 'alerts.resolved_at'),
     source_partition: toInteger(row.source_partition, 'alerts.source_partition'),
     source_offset: toInteger(row.source_offset, 'alerts.source_offset'),
+    silenced_by: row.silenced_by,
+    comment: row.comment,
   };
 }
 

@@ -127,7 +127,8 @@ describe('0002_capability_history migration', () => {
       expect((await applyMigrations(fresh.client, fresh.database, { dir: onlyInit })).applied).toEqual([1]);
       await fresh.store.insertEvents(events());
 
-      expect((await fresh.store.applyMigrations()).applied).toEqual([2, 3]);
+      const later = (await loadMigrations(defaultMigrationsDir())).map((m) => m.version).filter((v) => v > 1);
+      expect((await fresh.store.applyMigrations()).applied).toEqual(later);
       // Re-running the statements (as after a crash before the version was recorded) duplicates nothing.
       const migration = (await loadMigrations(defaultMigrationsDir()))[1]!;
       for (const statement of migration.statements) {

@@ -3,6 +3,7 @@ import type { StateStore } from '../../core/ports.js';
 import {
   type CircuitOp,
   agentStateKey,
+  LONG_RETENTION_MS,
   type DistinctCountOp,
   type FirstSeenOp,
   type RecentValuesOp,
@@ -10,9 +11,15 @@ import {
   type StateOp,
   type StateResult,
   type TokenBucketOp,
+  type ValueReviewOp,
   type ValueSnapshotOp,
   type WindowCountOp,
 } from '../../core/state.js';
+import { validateEvent, type AgentEvent, type AgentEventInput } from '../../core/event.js';
+import { pendingApprovals, reviewApproval, type ReviewRequest } from '../../detectors/approvals.js';
+import { PolicyEngine, evaluateBatch } from '../../detectors/engine.js';
+import { parsePolicyText } from '../../detectors/policy-loader.js';
+import { defaultRegistry } from '../../detectors/registry.js';
 import { MemoryStateStore } from '../../detectors/state/memory/memory-store.js';
 
 /** A state store under test: the port plus the replay counters both adapters expose. */
@@ -444,12 +451,108 @@ export function runStateStoreConformance(name: string, makeStore: () => Conforma
     });
 
     newKindCases(fresh, both);
+    approvalCases(fresh);
+  });
+}
+
+// ---------------------------------------------------------------- approvals over the port
+
+const APPROVAL_POLICIES = {
+  mode: 'strict',
+  policies: [
+    { id: 'drift', type: 'capability_drift', config: {} },
+    { id: 'keys', type: 'key_rotation', config: {} },
+  ],
+};
+
+function approvalEvent(i: number, fields: Pick<AgentEventInput, 'capabilities' | 'key'>): AgentEvent {
+  const result = validateEvent({
+    event_id: `approval-${i}`,
+    time: T0 + i * 60_000,
+    tenant: 'acme',
+    agent: { id: 'agent-7', name: 'cursor' },
+    type: fields.key === undefined ? 'capability_change' : 'key_rotation',
+    ...fields,
+  });
+  if (!result.ok) throw new Error(result.reason);
+  return result.event;
+}
+
+/**
+ * A person's side of `capability_drift` and `key_rotation` (detectors/approvals.ts)
+ * on the store under test, next to the worker judging events with bus positions
+ * (each batch judged twice, the second time as a replay): every verdict, list
+ * and review outcome must equal the memory store's.
+ */
+function approvalCases(fresh: () => Promise<ConformanceStateStore>): void {
+  describe('approvals (value_review through detectors/approvals.ts)', () => {
+    it('lists, approves and rejects pending values as the reference does; replays judge as they first did', async () => {
+      const engine = new PolicyEngine(parsePolicyText(JSON.stringify({ version: 1, ...APPROVAL_POLICIES }), 'approvals'), defaultRegistry);
+      const run = async (store: StateStore) => {
+        const log: unknown[] = [];
+        let offset = 100;
+        const judge = async (events: AgentEvent[]) => {
+          const position = { partition: 0, offsets: events.map((_, i) => offset + i), committedOffset: offset };
+          offset += events.length;
+          const first = await evaluateBatch(engine, store, events, position);
+          const replay = await evaluateBatch(engine, store, events, position);
+          expect(replay.verdicts).toEqual(first.verdicts);
+          log.push(first.verdicts.map((v) => [v.event_id, v.policy_id, v.severity, v.would_decide, v.reason, v.evidence]));
+        };
+        const review = async (request: Omit<ReviewRequest, 'tenant' | 'agent_id'>, now: number) => {
+          const outcome = await reviewApproval(engine, store, { tenant: 'acme', agent_id: 'agent-7', ...request }, now);
+          log.push(outcome);
+          return outcome;
+        };
+        const pending = async () => {
+          const list = await pendingApprovals(engine, store, 'acme', 'agent-7');
+          log.push(list);
+          return list;
+        };
+        const reviewedAt = T0 + 3_600_000;
+        await judge([approvalEvent(0, { capabilities: ['file_read'] }), approvalEvent(1, { key: { fingerprint: 'SHA256:old' } })]);
+        await judge([approvalEvent(2, { capabilities: ['file_read', 'shell'] }), approvalEvent(3, { key: { fingerprint: 'SHA256:new' } })]);
+        const listed = await pending();
+        expect(listed.map((p) => [p.policy_id, p.pending, p.rejected])).toEqual([
+          ['drift', ['file_read', 'shell'], false],
+          ['keys', 'SHA256:new', false],
+        ]);
+        expect(await review({ policy_id: 'drift', action: 'reject', value: listed[0]!.pending_value }, reviewedAt)).toMatchObject({ ok: true });
+        expect(await review({ policy_id: 'keys', action: 'approve', value: 'SHA256:new' }, reviewedAt + 1)).toMatchObject({ ok: true });
+        await judge([approvalEvent(4, { capabilities: ['shell', 'file_read'] }), approvalEvent(5, { key: { fingerprint: 'SHA256:new' } })]);
+        await judge([approvalEvent(6, { capabilities: ['file_read', 'web'] }), approvalEvent(7, { key: { fingerprint: 'SHA256:other' } })]);
+        expect(await review({ policy_id: 'drift', action: 'approve', value: listed[0]!.pending_value }, reviewedAt + 2)).toMatchObject({ ok: false, code: 'stale' });
+        expect((await pending()).map((p) => [p.policy_id, p.pending, p.rejected])).toEqual([
+          ['drift', ['file_read', 'web'], false],
+          ['keys', 'SHA256:other', false],
+        ]);
+        await judge([approvalEvent(8, { capabilities: ['file_read', 'shell'] })]);
+        expect((await pending()).map((p) => [p.policy_id, p.rejected])).toEqual([
+          ['drift', true],
+          ['keys', false],
+        ]);
+        expect(await review({ policy_id: 'drift', action: 'approve', value: listed[0]!.pending_value }, reviewedAt + 3)).toMatchObject({ ok: true, result: { rejected: null } });
+        await judge([approvalEvent(9, { capabilities: ['file_read', 'shell'] }), approvalEvent(10, { key: { fingerprint: 'SHA256:new' } })]);
+        expect(await review({ policy_id: 'keys', action: 'reject', value: 'SHA256:new' }, reviewedAt + 4)).toMatchObject({ ok: false, code: 'not_pending' });
+        return log;
+      };
+      const store = await fresh();
+      const log = await run(store);
+      expect(log).toEqual(await run(new MemoryStateStore()));
+      // The rejected set was denied on the events presenting it, and only on those.
+      const denied = log.flatMap((entry) => (Array.isArray(entry) ? entry : [])).filter((v): v is unknown[] => Array.isArray(v) && v[3] === 'deny');
+      expect(denied.map((v) => [v[0], v[2]])).toEqual([
+        ['approval-4', 'critical'],
+        ['approval-8', 'critical'],
+      ]);
+    });
   });
 }
 
 // ---------------------------------------------------------------- the replay-log kinds
 
-type LogKind = Exclude<StateOp['op'], 'window_count'>;
+/** The kinds that keep the shared replay log (a review has no bus position, window_count a log of its own). */
+type LogKind = Exclude<StateOp['op'], 'window_count' | 'value_review'>;
 const LOG_KINDS: readonly LogKind[] = ['distinct_count', 'first_seen', 'token_bucket', 'value_snapshot', 'recent_values', 'circuit'];
 
 interface DistinctConfig extends WindowConfig {
@@ -479,6 +582,10 @@ function tokenOp(key: string, ts: number, capacity: number, refillPerSecond: num
 
 function snapshotOp(key: string, ts: number, value: string, autoApprove = false, position: Position = NO_POSITION): ValueSnapshotOp {
   return { op: 'value_snapshot', key, ...position, ts, value, autoApprove };
+}
+
+function reviewOp(key: string, ts: number, action: ValueReviewOp['action'], value?: string, retainMs?: number): ValueReviewOp {
+  return { op: 'value_review', key, action, ts, ...(value === undefined ? {} : { value }), ...(retainMs === undefined ? {} : { retainMs }) };
 }
 
 interface CircuitConfig {
@@ -543,6 +650,10 @@ function sequence(kind: LogKind, key: string, from: number, to: number): StateOp
 function randomLogKindScenario(seed: number, options: { batches: number; partitionSwitches: boolean }): { deliveries: Delivery[]; probes: StateOp[] } {
   const rand = mulberry32(seed);
   const int = (n: number): number => Math.floor(rand() * n);
+  // Reviews draw from their own generator, so the bus traffic of a seed stays what it was before reviews existed.
+  const reviewRand = mulberry32(seed ^ 0x5eed);
+  const reviewInt = (n: number): number => Math.floor(reviewRand() * n);
+  const reviewTime = { t: T0 };
   const keys = LOG_KINDS.flatMap((kind, k) => [0, 1].map((j) => ({ kind, variant: j, key: keyOf(`agent-${k}-${j}`, kind), t: 10_000 })));
   const nextTime = (key: (typeof keys)[number]): number => {
     const r = rand();
@@ -580,6 +691,7 @@ function randomLogKindScenario(seed: number, options: { batches: number; partiti
         );
     }
   };
+  const snapshotKeys = keys.filter((key) => key.kind === 'value_snapshot');
   const deliveries: Delivery[] = [];
   let partition = 0;
   let offset = 1000 + int(100);
@@ -605,8 +717,21 @@ function randomLogKindScenario(seed: number, options: { batches: number; partiti
       previous = null;
     }
     if (b % 10 === 9) deliveries.push({ ops: keys.map((key) => opFor(key, NO_POSITION)), first: true, probe: true });
+    // An administrator's reviews, between batches (a review is no bus record and is
+    // never redelivered): of the last value or of a stale one, so some apply and
+    // some do not; later replays of the snapshots must answer as they first did.
+    if (reviewRand() < 0.3) {
+      const ops: StateOp[] = [];
+      for (const key of snapshotKeys) {
+        if (reviewRand() < 0.5) continue;
+        const action = (['read', 'approve', 'reject', 'reject'] as const)[reviewInt(4)] as ValueReviewOp['action'];
+        reviewTime.t += 1 + reviewInt(60_000);
+        ops.push(reviewOp(key.key, reviewTime.t, action, action === 'read' ? undefined : `v${reviewInt(4)}`, reviewRand() < 0.5 ? LONG_RETENTION_MS : undefined));
+      }
+      if (ops.length > 0) deliveries.push({ ops, first: true });
+    }
   }
-  const probes = keys.map((key) => opFor(key, NO_POSITION));
+  const probes = [...keys.map((key) => opFor(key, NO_POSITION)), ...snapshotKeys.map((key) => reviewOp(key.key, reviewTime.t, 'read'))];
   return { deliveries, probes };
 }
 
@@ -1117,6 +1242,160 @@ function newKindCases(fresh: () => Promise<ConformanceStateStore>, both: Both): 
       ]);
       expect(snap(await store.applyStateOps([snapshotOp(key, 5, 'f')]))).toEqual([['b', 'd', 2]]);
       expect(store.prunedReplayOps).toBe(2);
+    });
+  });
+
+  describe('value_review', () => {
+    type Reviewed = [approved: string | null, last: string | null, approvedAt: number | null, rejected: string | null, rejectedAt: number | null, applied: boolean];
+    const reviewed = (results: readonly StateResult[]): Reviewed[] =>
+      results.map((r) => {
+        if (r.op !== 'value_review') throw new Error(`expected a value_review result, got ${r.op}`);
+        return [r.approved, r.last, r.approvedAt, r.rejected, r.rejectedAt, r.applied];
+      });
+    const snapped = (results: readonly StateResult[]): [string | null, string | null, number | null, string | null, number | null][] =>
+      results.map((r) => {
+        if (r.op !== 'value_snapshot') throw new Error(`expected a value_snapshot result, got ${r.op}`);
+        return [r.approved, r.previous, r.approvedAt, r.rejected, r.rejectedAt];
+      });
+    const NOTHING: Reviewed = [null, null, null, null, null, false];
+
+    it('reads a missing key as nulls, and neither a read nor a review creates it', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const key = keyOf('a', 'capabilities');
+      const results = await both(store, reference, [
+        reviewOp(key, 1000, 'read'),
+        reviewOp(key, 1001, 'approve', 'x', LONG_RETENTION_MS),
+        reviewOp(key, 1002, 'reject', ''),
+        reviewOp(key, 1003, 'read'),
+      ]);
+      expect(reviewed(results)).toEqual([NOTHING, NOTHING, NOTHING, NOTHING]);
+      // Still first sight: the value is trusted on first use.
+      expect(snapped(await both(store, reference, [snapshotOp(key, 10, 'x')]))).toEqual([[null, null, null, null, null]]);
+    });
+
+    it('approves the last value seen; the snapshot then reports it approved at the review time', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const key = keyOf('a', 'capabilities');
+      await both(store, reference, [snapshotOp(key, 10, 'x'), snapshotOp(key, 20, 'y')]);
+      const results = await both(store, reference, [reviewOp(key, 1000, 'read'), reviewOp(key, 1001, 'approve', 'y', LONG_RETENTION_MS), reviewOp(key, 1002, 'read')]);
+      expect(reviewed(results)).toEqual([
+        ['x', 'y', 10, null, null, false],
+        ['y', 'y', 1001, null, null, true],
+        ['y', 'y', 1001, null, null, false],
+      ]);
+      expect(snapped(await both(store, reference, [snapshotOp(key, 30, 'y'), snapshotOp(key, 40, 'x')]))).toEqual([
+        ['y', 'y', 1001, null, null],
+        ['y', 'y', 1001, null, null],
+      ]);
+      // Approving the empty value (an agent that lost every capability) works too.
+      await both(store, reference, [snapshotOp(key, 50, '')]);
+      expect(reviewed(await both(store, reference, [reviewOp(key, 1100, 'approve', '')]))).toEqual([['', '', 1100, null, null, true]]);
+    });
+
+    it('applies nothing when the value reviewed is not the last value seen', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const key = keyOf('a', 'key');
+      await both(store, reference, [snapshotOp(key, 10, 'x'), snapshotOp(key, 20, 'y'), snapshotOp(key, 30, 'z')]);
+      const results = await both(store, reference, [
+        reviewOp(key, 1000, 'approve', 'y'),
+        reviewOp(key, 1001, 'reject', 'y'),
+        reviewOp(key, 1002, 'approve', 'x'),
+        reviewOp(key, 1003, 'read', 'z'),
+        reviewOp(key, 1004, 'read'),
+      ]);
+      expect(reviewed(results)).toEqual(Array.from({ length: 5 }, () => ['x', 'z', 10, null, null, false]));
+      expect(snapped(await both(store, reference, [snapshotOp(key, 40, 'z')]))).toEqual([['x', 'z', 10, null, null]]);
+    });
+
+    it('rejects the last value: snapshots report it until that value is approved', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const key = keyOf('a', 'key');
+      await both(store, reference, [snapshotOp(key, 10, 'x'), snapshotOp(key, 20, 'y')]);
+      expect(reviewed(await both(store, reference, [reviewOp(key, 500, 'reject', 'y', LONG_RETENTION_MS)]))).toEqual([['x', 'y', 10, 'y', 500, true]]);
+      expect(snapped(await both(store, reference, [snapshotOp(key, 30, 'y'), snapshotOp(key, 40, 'z'), snapshotOp(key, 50, 'x'), snapshotOp(key, 60, 'z', true)]))).toEqual([
+        ['x', 'y', 10, 'y', 500],
+        ['x', 'y', 10, 'y', 500],
+        ['x', 'z', 10, 'y', 500],
+        ['x', 'x', 10, 'y', 500],
+      ]);
+      // Approving another value keeps the rejection; rejecting again replaces it.
+      expect(reviewed(await both(store, reference, [reviewOp(key, 600, 'approve', 'z')]))).toEqual([['z', 'z', 600, 'y', 500, true]]);
+      await both(store, reference, [snapshotOp(key, 70, 'y')]);
+      expect(reviewed(await both(store, reference, [reviewOp(key, 700, 'reject', 'y'), reviewOp(key, 800, 'approve', 'y')]))).toEqual([
+        ['z', 'y', 600, 'y', 700, true],
+        ['y', 'y', 800, null, null, true],
+      ]);
+      expect(snapped(await both(store, reference, [snapshotOp(key, 80, 'y')]))).toEqual([['y', 'y', 800, null, null]]);
+      // The approved value can be rejected (a revocation); it stays the approved one.
+      expect(reviewed(await both(store, reference, [reviewOp(key, 900, 'reject', 'y')]))).toEqual([['y', 'y', 800, 'y', 900, true]]);
+      expect(snapped(await both(store, reference, [snapshotOp(key, 90, 'y')]))).toEqual([['y', 'y', 800, 'y', 900]]);
+    });
+
+    it('leaves replays alone: a replayed snapshot answers as it first did, a pruned one from the reviewed state', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const key = keyOf('a', 'capabilities');
+      // Kept for replays until a later batch commits past them.
+      const batch = positioned([snapshotOp(key, 1, 'a'), snapshotOp(key, 2, 'b'), snapshotOp(key, 3, 'b')], 0, 0);
+      const first = await both(store, reference, batch);
+      expect(reviewed(await both(store, reference, [reviewOp(key, 100, 'reject', 'b')]))).toEqual([['a', 'b', 1, 'b', 100, true]]);
+      expect(await both(store, reference, batch)).toEqual(first);
+      // A review is never a replay, whatever position it might carry.
+      expect(reviewed(await both(store, reference, [{ ...reviewOp(key, 101, 'read'), partition: 0, offset: 1, committedOffset: 0 }]))).toEqual([['a', 'b', 1, 'b', 100, false]]);
+      const next = positioned([snapshotOp(key, 4, 'b')], 0, 3);
+      expect(snapped(await both(store, reference, next))).toEqual([['a', 'b', 1, 'b', 100]]);
+      expect(reviewed(await both(store, reference, [reviewOp(key, 200, 'approve', 'b')]))).toEqual([['b', 'b', 200, null, null, true]]);
+      // Offsets 0–2 were pruned when offset 3 committed them: answered from the current state.
+      expect(snapped(await both(store, reference, [batch[0] as StateOp, ...next]))).toEqual([
+        ['b', 'b', 200, null, null],
+        ['a', 'b', 1, 'b', 100],
+      ]);
+      expect(store.replayedOps).toBe(reference.replayedOps);
+      expect(store.prunedReplayOps).toBe(reference.prunedReplayOps);
+    });
+
+    it('keeps a rejection stored in the replay log apart from the previous value', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const key = keyOf('a', 'capabilities');
+      await both(store, reference, [snapshotOp(key, 1, 'a'), snapshotOp(key, 2, 'b')]);
+      await both(store, reference, [reviewOp(key, 100, 'reject', 'b')]);
+      // previous = rejected = b, then previous c with b rejected, then previous = approved = a.
+      const batch = positioned([snapshotOp(key, 3, 'c'), snapshotOp(key, 4, 'a'), snapshotOp(key, 5, 'a')], 0, 10);
+      const first = await both(store, reference, batch);
+      expect(snapped(first)).toEqual([
+        ['a', 'b', 1, 'b', 100],
+        ['a', 'c', 1, 'b', 100],
+        ['a', 'a', 1, 'b', 100],
+      ]);
+      expect(await both(store, reference, batch)).toEqual(first);
+    });
+
+    it('reviews among other operations of one batch, on several keys', async () => {
+      const store = await fresh();
+      const reference = new MemoryStateStore();
+      const a = keyOf('a', 'capabilities');
+      const b = keyOf('b', 'capabilities');
+      const results = await both(store, reference, [
+        snapshotOp(a, 1, 'x'),
+        windowOp(keyOf('a'), 1, SMALL),
+        snapshotOp(a, 2, 'y'),
+        reviewOp(a, 10, 'approve', 'y'),
+        reviewOp(b, 11, 'read'),
+        snapshotOp(a, 3, 'y'),
+        snapshotOp(b, 4, 'z'),
+        reviewOp(b, 12, 'reject', 'z'),
+        snapshotOp(b, 5, 'z'),
+      ]);
+      expect(results.map((r) => r.op)).toEqual(['value_snapshot', 'window_count', 'value_snapshot', 'value_review', 'value_review', 'value_snapshot', 'value_snapshot', 'value_review', 'value_snapshot']);
+      expect(snapped([results[5] as StateResult, results[8] as StateResult])).toEqual([
+        ['y', 'y', 10, null, null],
+        ['z', 'z', 4, 'z', 12],
+      ]);
     });
   });
 

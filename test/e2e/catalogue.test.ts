@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, Page } from '../../core/records.js';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
+import { ADMIN, repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
 
 /**
  * The detector catalogue end to end: test/fixtures/catalogue-scenario.ndjson
@@ -76,7 +76,7 @@ describe('detector catalogue end to end (fixed scenario, strict mode)', () => {
     const res = await pipeline.app.inject({
       method: 'POST',
       url: '/v1/events',
-      headers: { 'content-type': 'application/x-ndjson' },
+      headers: { ...ADMIN, 'content-type': 'application/x-ndjson' },
       payload: scenario,
     });
     expect(res.statusCode).toBe(200);
@@ -104,7 +104,7 @@ describe('detector catalogue end to end (fixed scenario, strict mode)', () => {
   });
 
   it('opens exactly the expected alerts: one per firing agent and policy, with its count and highest severity', async () => {
-    const res = await pipeline.app.inject({ method: 'GET', url: '/v1/alerts?limit=100' });
+    const res = await pipeline.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?limit=100' });
     expect(res.statusCode).toBe(200);
     const alerts = (res.json() as Page<Alert>).items;
     const summary = alerts.map((a) => [a.policy_id, a.agent_id, a.count, a.severity, a.policy_type, a.status]).sort();

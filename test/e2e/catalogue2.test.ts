@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, Page } from '../../core/records.js';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
+import { ADMIN, repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
 
 /**
  * The access, reliability and data part of the detector catalogue end to end:
@@ -76,7 +76,7 @@ describe('detector catalogue, access, reliability and data types, end to end (fi
   }
 
   async function alerts(): Promise<Alert[]> {
-    const res = await pipeline.app.inject({ method: 'GET', url: '/v1/alerts?limit=100' });
+    const res = await pipeline.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?limit=100' });
     expect(res.statusCode).toBe(200);
     return (res.json() as Page<Alert>).items;
   }
@@ -87,7 +87,7 @@ describe('detector catalogue, access, reliability and data types, end to end (fi
     const res = await pipeline.app.inject({
       method: 'POST',
       url: '/v1/events',
-      headers: { 'content-type': 'application/x-ndjson' },
+      headers: { ...ADMIN, 'content-type': 'application/x-ndjson' },
       payload: scenario,
     });
     expect(res.statusCode).toBe(200);

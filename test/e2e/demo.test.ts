@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, Page } from '../../core/records.js';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
 import { DEMO_ATTACK_AGENTS, DemoTelemetry, demoStartTime } from '../../cli/demo/generator.js';
-import { startTestPipeline, testConfig } from '../support/pipeline.js';
+import { ADMIN, startTestPipeline, testConfig } from '../support/pipeline.js';
 
 describe('demo traffic through the embedded pipeline with the default policies', () => {
   let p: EmbeddedPipeline;
@@ -22,7 +22,7 @@ describe('demo traffic through the embedded pipeline with the default policies',
       expect(r.rejected).toBe(0);
     }
     await p.settle();
-    const res = await p.app.inject({ method: 'GET', url: '/v1/alerts?limit=100' });
+    const res = await p.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?limit=100' });
     const alerts = (res.json() as Page<Alert>).items;
     expect(alerts).toHaveLength(DEMO_ATTACK_AGENTS.length);
     const got = alerts.map((a) => [a.agent_id, a.policy_id, a.policy_type]).sort();

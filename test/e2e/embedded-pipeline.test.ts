@@ -3,13 +3,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, Page } from '../../core/records.js';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
+import { ADMIN, repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
 
 const scenario = readFileSync(path.join(repoRoot, 'test/fixtures/basic-scenario.ndjson'), 'utf8');
 const config = testConfig();
 
 async function listAlerts(p: EmbeddedPipeline, query = ''): Promise<Alert[]> {
-  const res = await p.app.inject({ method: 'GET', url: `/v1/alerts${query}` });
+  const res = await p.app.inject({ headers: ADMIN, method: 'GET', url: `/v1/alerts${query}` });
   expect(res.statusCode).toBe(200);
   return (res.json() as Page<Alert>).items;
 }
@@ -35,7 +35,7 @@ describe('embedded pipeline end to end (fixed scenario file)', () => {
     const res = await pipeline.app.inject({
       method: 'POST',
       url: '/v1/events',
-      headers: { 'content-type': 'application/x-ndjson' },
+      headers: { ...ADMIN, 'content-type': 'application/x-ndjson' },
       payload: scenario,
     });
     expect(res.statusCode).toBe(200);
@@ -109,21 +109,22 @@ describe('embedded pipeline end to end (fixed scenario file)', () => {
 
   it('acknowledges and resolves through the API; the next match opens a new alert', async () => {
     const [shadow] = await listAlerts(pipeline, '?policy_type=unknown_agent');
-    const ack = await pipeline.app.inject({ method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack`, payload: { by: 'ana' } });
+    const ack = await pipeline.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack`, payload: { by: 'ana' } });
     expect(ack.statusCode).toBe(200);
     expect(ack.json()).toMatchObject({ status: 'acknowledged', acknowledged_by: 'ana', count: 4 });
     expect(await listAlerts(pipeline, '?status=acknowledged')).toHaveLength(1);
 
-    const resolve = await pipeline.app.inject({ method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/resolve` });
+    const resolve = await pipeline.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/resolve` });
     expect(resolve.statusCode).toBe(200);
     expect(resolve.json()).toMatchObject({ status: 'resolved' });
-    const again = await pipeline.app.inject({ method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack` });
+    const again = await pipeline.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack` });
     expect(again.statusCode).toBe(409);
     expect(again.json()).toMatchObject({ code: 'AW_API_CONFLICT' });
-    const missing = await pipeline.app.inject({ method: 'POST', url: `/v1/alerts/${'0'.repeat(32)}/ack` });
+    const missing = await pipeline.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${'0'.repeat(32)}/ack` });
     expect(missing.statusCode).toBe(404);
 
     await pipeline.app.inject({
+      headers: ADMIN,
       method: 'POST',
       url: '/v1/events',
       payload: [{ event_id: 'shadow-again', time: '2026-11-24T10:55:00+01:00', agent: { id: 'agent-shadow-13', name: 'shadow-gpt' }, type: 'api_call' }],
@@ -144,6 +145,7 @@ describe('embedded pipeline end to end (fixed scenario file)', () => {
     expect(alerts).toHaveLength(5);
     // Open alerts keep deduplicating after the restart.
     await pipeline.app.inject({
+      headers: ADMIN,
       method: 'POST',
       url: '/v1/events',
       payload: [{ event_id: 'exfil-after-restart', time: '2026-11-24T11:00:00+01:00', agent: { id: 'agent-exfil-21', name: 'copilot' }, type: 'network_egress', network: { domain: 'paste.exfil-drop.net' } }],

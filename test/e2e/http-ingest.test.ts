@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { startTestPipeline, testConfig } from '../support/pipeline.js';
+import { ADMIN, startTestPipeline, testConfig } from '../support/pipeline.js';
 
 const config = testConfig({ ingest: { max_event_bytes: 65536, body_limit: 4 * 1024 * 1024 } });
 const good = (id: string) => ({ event_id: id, time: '2026-11-24T10:00:00+01:00', agent: { id: 'agent-1', name: 'cursor' }, type: 'api_call' });
@@ -20,7 +20,7 @@ describe('HTTP ingest under malformed input', () => {
   afterAll(async () => p?.stop());
 
   const post = (payload: string, contentType = 'application/json') =>
-    p.app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': contentType }, payload });
+    p.app.inject({ method: 'POST', url: '/v1/events', headers: { ...ADMIN, 'content-type': contentType }, payload });
 
   it('a body that is not JSON gets 400 and a dead letter', async () => {
     const res = await post('definitely not json', 'text/plain');
@@ -70,21 +70,21 @@ describe('HTTP ingest under malformed input', () => {
     expect(await count(p, 'events')).toBe(3);
     // not JSON, empty, __proto__, oversize, wrong types (the 413 body was never read)
     expect(await count(p, 'dead_letters')).toBe(5);
-    const health = await p.app.inject({ method: 'GET', url: '/healthz' });
+    const health = await p.app.inject({ headers: ADMIN, method: 'GET', url: '/healthz' });
     expect(health.json()).toMatchObject({ status: 'ok', events: 3 });
   });
 
   it('alert listing validates its query and ids', async () => {
-    const badStatus = await p.app.inject({ method: 'GET', url: '/v1/alerts?status=sleeping' });
+    const badStatus = await p.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?status=sleeping' });
     expect(badStatus.statusCode).toBe(400);
     expect(badStatus.json()).toMatchObject({ code: 'AW_API_VALIDATION', details: [{ path: 'status' }] });
-    const badLimit = await p.app.inject({ method: 'GET', url: '/v1/alerts?limit=0' });
+    const badLimit = await p.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?limit=0' });
     expect(badLimit.statusCode).toBe(400);
-    const badId = await p.app.inject({ method: 'POST', url: '/v1/alerts/not-an-id/ack' });
+    const badId = await p.app.inject({ headers: ADMIN, method: 'POST', url: '/v1/alerts/not-an-id/ack' });
     expect(badId.statusCode).toBe(400);
-    const unknownRoute = await p.app.inject({ method: 'GET', url: '/v1/nothing' });
+    const unknownRoute = await p.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/nothing' });
     expect(unknownRoute.json()).toMatchObject({ code: 'AW_API_NOT_FOUND' });
-    const ready = await p.app.inject({ method: 'GET', url: '/readyz' });
+    const ready = await p.app.inject({ headers: ADMIN, method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503); // not listening in this test
   });
 });

@@ -13,7 +13,7 @@ import { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, Page } from '../../core/records.js';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
+import { ADMIN, repoRoot, startTestPipeline, testConfig } from '../support/pipeline.js';
 import { waitFor } from '../support/processes.js';
 
 const brokers = process.env.KAFKA_BROKERS;
@@ -56,7 +56,7 @@ describe('Kafka + Redis pipeline fed by kcat', () => {
     execFileSync('kcat', ['-P', '-b', brokers, '-t', topics.events, '-K', '\t', '-l', file], { stdio: 'pipe' });
 
     const list = async (query = '') => {
-      const res = await p.app.inject({ method: 'GET', url: `/v1/alerts${query}` });
+      const res = await p.app.inject({ headers: ADMIN, method: 'GET', url: `/v1/alerts${query}` });
       return (res.json() as Page<Alert>).items;
     };
     await waitFor('all four alerts at their final counts', async () => {
@@ -103,21 +103,21 @@ describe('Kafka + Redis pipeline fed by kcat', () => {
     const api = await startTestPipeline(Object.freeze({ ...config, alerter_url: alerterUrl }), ['api']);
     try {
       await api.app.ready();
-      const res = await api.app.inject({ method: 'GET', url: '/v1/alerts?policy_type=unknown_agent' });
+      const res = await api.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?policy_type=unknown_agent' });
       const [shadow] = (res.json() as Page<Alert>).items;
       expect(shadow).toMatchObject({ agent_id: 'agent-shadow-13', status: 'open' });
-      const ack = await api.app.inject({ method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack`, payload: { by: 'ana' } });
+      const ack = await api.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack`, payload: { by: 'ana' } });
       expect(ack.statusCode).toBe(200);
       expect(ack.json()).toMatchObject({ alert_id: shadow!.alert_id, status: 'acknowledged', acknowledged_by: 'ana' });
-      const seen = await p.app.inject({ method: 'GET', url: `/v1/alerts/${shadow!.alert_id}` });
+      const seen = await p.app.inject({ headers: ADMIN, method: 'GET', url: `/v1/alerts/${shadow!.alert_id}` });
       expect(seen.json()).toMatchObject({ status: 'acknowledged' });
-      const missing = await api.app.inject({ method: 'POST', url: `/v1/alerts/${'0'.repeat(32)}/resolve` });
+      const missing = await api.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${'0'.repeat(32)}/resolve` });
       expect(missing.statusCode).toBe(404);
       expect(missing.json()).toMatchObject({ code: 'AW_API_NOT_FOUND' });
       // Without the alerter's address the API says how to fix it.
       const lonely = await startTestPipeline(config, ['api']);
       try {
-        const refused = await lonely.app.inject({ method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/resolve` });
+        const refused = await lonely.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/resolve` });
         expect(refused.statusCode).toBe(503);
         expect(refused.json().message).toMatch(/AGENTWATCH_ALERTER_URL/);
       } finally {

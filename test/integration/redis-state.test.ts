@@ -117,6 +117,43 @@ describe('RedisStateStore on Redis', () => {
     await shared.pexpire(redisKeys(defaultPrefix).windowState(key), TEST_TTL_MS);
   });
 
+  it('sets the TTL of a value_snapshot key on an applied review only; a read creates no key', async () => {
+    const prefix = uniquePrefix();
+    const store = new RedisStateStore({ redis: shared, keyPrefix: prefix, idleTtlMs: 5_000 });
+    const key = agentStateKey('t', 'a', 'drift', 'capabilities');
+    const redisKey = redisKeys(prefix).windowState(key);
+    const snapshot = (ts: number, value: string): StateOp => ({ op: 'value_snapshot', key, partition: 0, offset: ts, committedOffset: ts, ts, value, autoApprove: false, retainMs: 600_000 });
+    await store.applyStateOps([snapshot(1, 'a'), snapshot(2, 'b')]);
+    expect(await shared.pttl(redisKey)).toBeGreaterThan(590_000);
+    // As if most of the retention had passed: reads and stale reviews must leave the TTL alone.
+    await shared.pexpire(redisKey, 50_000);
+    const missing = agentStateKey('t', 'a', 'drift', 'missing');
+    const untouched = await store.applyStateOps([
+      { op: 'value_review', key, action: 'read', ts: 10 },
+      { op: 'value_review', key, action: 'approve', value: 'a', ts: 11, retainMs: 900_000 },
+      { op: 'value_review', key: missing, action: 'reject', value: 'b', ts: 12, retainMs: 900_000 },
+      { op: 'value_review', key: missing, action: 'read', ts: 13 },
+    ]);
+    expect(untouched.map((r) => r.op === 'value_review' && r.applied)).toEqual([false, false, false, false]);
+    expect(await shared.pttl(redisKey)).toBeLessThanOrEqual(50_000);
+    expect(await shared.exists(redisKeys(prefix).windowState(missing))).toBe(0);
+    expect(await store.applyStateOps([{ op: 'value_review', key, action: 'approve', value: 'b', ts: 14, retainMs: 900_000 }])).toMatchObject([{ applied: true, approved: 'b' }]);
+    expect(await shared.pttl(redisKey)).toBeGreaterThan(890_000);
+    // The last value is the approved one again: stored once.
+    expect(await shared.hkeys(redisKey)).toEqual(expect.not.arrayContaining(['l']));
+    await shared.pexpire(redisKey, TEST_TTL_MS);
+    await store.close();
+  });
+
+  it('rejects a malformed review as an invalid operation', async () => {
+    const store = new RedisStateStore({ redis: shared, keyPrefix: uniquePrefix(), idleTtlMs: TEST_TTL_MS });
+    const key = agentStateKey('t', 'a', 'drift', 'capabilities');
+    await expect(store.applyStateOps([{ op: 'value_review', key, action: 'approve', ts: 1 }])).rejects.toMatchObject({ code: 'AW_STATE_INVALID_OP', retriable: false });
+    await expect(store.applyStateOps([{ op: 'value_review', key, action: 'revoke' as 'read', ts: 1 }])).rejects.toMatchObject({ code: 'AW_STATE_INVALID_OP' });
+    await expect(store.applyStateOps([{ op: 'value_review', key, action: 'read', ts: Number.NaN }])).rejects.toMatchObject({ code: 'AW_STATE_INVALID_OP' });
+    await store.close();
+  });
+
   it('detects a flushed database once per epoch change, in every store sharing it', async () => {
     const db = urlForDb(9);
     const redis = client(db);

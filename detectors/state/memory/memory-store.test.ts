@@ -25,7 +25,7 @@ describe('MemoryStateStore', () => {
       { op: 'distinct_count', count: 1, late: false, baseline: null, approximate: false },
       { op: 'first_seen', first: true, lastSeen: null, members: 1 },
       { op: 'token_bucket', allowed: true, tokens: 1 },
-      { op: 'value_snapshot', approved: null, previous: null, approvedAt: null },
+      { op: 'value_snapshot', approved: null, previous: null, approvedAt: null, rejected: null, rejectedAt: null },
       { op: 'recent_values', max: null, previous: null },
     ]);
     expect(store.size()).toBe(6);
@@ -60,6 +60,21 @@ describe('MemoryStateStore', () => {
     expect(store.sweep(1200)).toBe(12);
     expect(store.sweep(5000)).toBe(0);
     expect(store.sweep(5001)).toBe(6);
+    expect(store.size()).toBe(0);
+  });
+
+  it('lets only an applied review touch a key: reads and stale reviews neither create nor keep one', () => {
+    const store = new MemoryStateStore({ idleTtlMs: 1000 });
+    const snapshot = (key: string, ts: number, value: string): StateOp => ({ op: 'value_snapshot', key, ...unpositioned, ts, value, autoApprove: false, retainMs: 5000 });
+    const review = (key: string, action: 'read' | 'approve' | 'reject', value?: string): StateOp => ({ op: 'value_review', key, action, ts: 1, ...(value === undefined ? {} : { value }), retainMs: 5000 });
+    store.applyStateOpsSync(['kept', 'read-only'].flatMap((key) => [snapshot(key, 1, 'a'), snapshot(key, 2, 'b')]), 0);
+    const untouched = store.applyStateOpsSync([review('kept', 'read'), review('read-only', 'read'), review('read-only', 'approve', 'a'), review('missing', 'read'), review('missing', 'reject', 'b')], 4000);
+    expect(untouched.map((r) => r.op === 'value_review' && r.applied)).toEqual([false, false, false, false, false]);
+    expect(store.size()).toBe(2);
+    expect(store.applyStateOpsSync([review('kept', 'approve', 'b')], 4500)).toMatchObject([{ applied: true }]);
+    expect(store.sweep(5001)).toBe(1);
+    expect(store.sweep(9500)).toBe(0);
+    expect(store.sweep(9501)).toBe(1);
     expect(store.size()).toBe(0);
   });
 

@@ -9,6 +9,8 @@ import type {
   StateOp,
   StateResult,
   TokenBucketOp,
+  ValueReviewOp,
+  ValueReviewResult,
   ValueSnapshotOp,
   WindowCountOp,
 } from '../../../core/state.js';
@@ -18,7 +20,7 @@ import { RecentValuesState } from './recent-values.js';
 import { CircuitState } from './circuit.js';
 import type { ReplayedKeyState } from './replay-log.js';
 import { TokenBucketState } from './token-bucket.js';
-import { ValueSnapshotState } from './value-snapshot.js';
+import { ValueSnapshotState, missingValueReview } from './value-snapshot.js';
 import { SlidingWindowState } from './window.js';
 
 export interface MemoryStateStoreOptions {
@@ -36,7 +38,8 @@ export interface MemoryStateStoreOptions {
  * worker use; `applyStateOps` satisfies the async port.
  *
  * Each operation kind has its own key space: one key string used with two
- * kinds names two independent states (detectors give each kind its own key part).
+ * kinds names two independent states (detectors give each kind its own key
+ * part) — except `value_review`, which reviews the `value_snapshot` state of its key.
  */
 export class MemoryStateStore implements StateStore {
   private readonly windows = new Map<string, SlidingWindowState>();
@@ -76,6 +79,9 @@ export class MemoryStateStore implements StateStore {
         case 'value_snapshot':
           results[i] = this.answer(this.stateOf(this.valueSnapshots, op, ValueSnapshotState), op, now);
           break;
+        case 'value_review':
+          results[i] = this.valueReview(op, now);
+          break;
         case 'recent_values':
           results[i] = this.answer(this.stateOf(this.recentValues, op, RecentValuesState, `${op.key}\u0000${op.series}`), op, now);
           break;
@@ -109,6 +115,22 @@ export class MemoryStateStore implements StateStore {
     if (state.lastAnswer !== 'applied') {
       this.replayed++;
       if (state.lastAnswer === 'replayed-pruned') this.replayedPruned++;
+    }
+    return result;
+  }
+
+  /**
+   * A review works on the `value_snapshot` state of its key. Only an applied
+   * one touches the key (its idle time and TTL, as any operation): a read must
+   * neither create a key nor shorten the retention the detector asked for.
+   */
+  private valueReview(op: ValueReviewOp, now: number): ValueReviewResult {
+    const state = this.valueSnapshots.get(op.key);
+    if (state === undefined) return missingValueReview();
+    const result = state.review(op);
+    if (result.applied) {
+      state.touchedAt = now;
+      state.ttlMs = this.ttlOf(op);
     }
     return result;
   }
@@ -150,13 +172,18 @@ export class MemoryStateStore implements StateStore {
    */
   private answer<O extends OpPosition, R extends object>(state: ReplayedKeyState<O, R>, op: O, now: number): R {
     state.touchedAt = now;
-    state.ttlMs = op.retainMs !== undefined && op.retainMs > this.idleTtlMs ? op.retainMs : this.idleTtlMs;
+    state.ttlMs = this.ttlOf(op);
     const result = state.answer(op);
     if (state.lastAnswer !== 'applied') {
       this.replayed++;
       if (state.lastAnswer === 'replayed-pruned') this.replayedPruned++;
     }
     return result;
+  }
+
+  /** How long a key may stay idle after `op`: its `retainMs` when longer than the idle TTL. */
+  private ttlOf(op: { retainMs?: number }): number {
+    return op.retainMs !== undefined && op.retainMs > this.idleTtlMs ? op.retainMs : this.idleTtlMs;
   }
 
   /** Operations answered as replays (already applied at their bus position) since the store was created. */

@@ -76,6 +76,7 @@ const OPCODE: Record<StateOp['op'], string> = {
   first_seen: 'f',
   token_bucket: 't',
   value_snapshot: 'v',
+  value_review: 'a',
   recent_values: 'r',
   circuit: 'b',
 };
@@ -343,9 +344,29 @@ export class RedisStateStore implements StateStore {
         return { op: 'token_bucket', allowed: allowed === 1, tokens: n };
       }
       case 'value_snapshot': {
-        const [, approved, previous, approvedAt] = r;
-        if (r.length !== 4) throw badReply(index, reply);
-        return { op: 'value_snapshot', approved: stringOrNull(approved, index, reply), previous: stringOrNull(previous, index, reply), approvedAt: numberOrNull(approvedAt, index, reply) };
+        const [, approved, previous, approvedAt, rejected, rejectedAt] = r;
+        if (r.length !== 6) throw badReply(index, reply);
+        return {
+          op: 'value_snapshot',
+          approved: stringOrNull(approved, index, reply),
+          previous: stringOrNull(previous, index, reply),
+          approvedAt: numberOrNull(approvedAt, index, reply),
+          rejected: stringOrNull(rejected, index, reply),
+          rejectedAt: numberOrNull(rejectedAt, index, reply),
+        };
+      }
+      case 'value_review': {
+        const [, approved, last, approvedAt, rejected, rejectedAt, applied] = r;
+        if (r.length !== 7) throw badReply(index, reply);
+        return {
+          op: 'value_review',
+          approved: stringOrNull(approved, index, reply),
+          last: stringOrNull(last, index, reply),
+          approvedAt: numberOrNull(approvedAt, index, reply),
+          rejected: stringOrNull(rejected, index, reply),
+          rejectedAt: numberOrNull(rejectedAt, index, reply),
+          applied: applied === 1,
+        };
       }
       case 'recent_values': {
         const [, max, previous] = r;
@@ -402,6 +423,11 @@ function hashTag(key: string): string {
 
 /** Appends one operation to a group's ARGV: opcode, key index, idle TTL, then the arguments its Lua function reads. */
 function pushOpArgs(args: (string | number)[], op: StateOp, keyIndex: number, ttlMs: number): void {
+  if (op.op === 'value_review') {
+    // No bus position: a review is never a replay.
+    args.push(OPCODE[op.op], keyIndex, ttlMs, op.ts, op.action, op.value ?? '');
+    return;
+  }
   args.push(OPCODE[op.op], keyIndex, ttlMs, op.partition, op.offset, op.committedOffset, op.ts);
   switch (op.op) {
     case 'window_count':
@@ -430,7 +456,8 @@ function pushOpArgs(args: (string | number)[], op: StateOp, keyIndex: number, tt
 
 /** Rejects operations the scripts would misread; a detector bug, so never retriable. */
 function checkOp(op: StateOp, index: number): void {
-  let ok = (op.retainMs === undefined || (Number.isSafeInteger(op.retainMs) && op.retainMs > 0)) && Number.isFinite(op.ts) && Number.isSafeInteger(op.partition) && Number.isSafeInteger(op.offset) && Number.isSafeInteger(op.committedOffset);
+  let ok = (op.retainMs === undefined || (Number.isSafeInteger(op.retainMs) && op.retainMs > 0)) && Number.isFinite(op.ts);
+  if (op.op !== 'value_review') ok &&= Number.isSafeInteger(op.partition) && Number.isSafeInteger(op.offset) && Number.isSafeInteger(op.committedOffset);
   switch (op.op) {
     case 'window_count':
     case 'distinct_count':
@@ -450,6 +477,10 @@ function checkOp(op: StateOp, index: number): void {
       ok &&= op.capacity > 0 && Number.isFinite(op.capacity) && op.refillPerSecond >= 0 && Number.isFinite(op.refillPerSecond);
       break;
     case 'value_snapshot':
+      break;
+    case 'value_review':
+      // approve/reject must name the value reviewed; a read needs none.
+      ok &&= op.action === 'read' || ((op.action === 'approve' || op.action === 'reject') && typeof op.value === 'string');
       break;
     case 'recent_values':
       ok &&= Number.isFinite(op.value) && op.windowMs > 0 && Number.isSafeInteger(op.maxSamples) && op.maxSamples >= 1;

@@ -16,12 +16,16 @@
       'f' first_seen      7 arguments (ops/first-seen.lua)
       't' token_bucket    6 arguments (ops/token-bucket.lua)
       'v' value_snapshot  6 arguments (ops/value-snapshot.lua)
+      'a' value_review    3 arguments (ops/value-review.lua; no bus position)
       'r' recent_values   8 arguments (ops/recent-values.lua)
       'b' circuit        14 arguments (ops/circuit.lua)
 
   Returns an array of n replies, each the reply of its operation's function.
   Besides the keys in KEYS, writes the replay log of the call's hash tag
   (`<…>{tag}:_log`, includes/replay-log.lua), which shares their hash tag.
+
+  An operation function may return a second value, false, when it left its
+  key untouched (a review that changed nothing): the key's TTL is then not set.
 ]]
 
 --- @include "includes/robust-stats"
@@ -32,6 +36,7 @@
 --- @include "ops/first-seen"
 --- @include "ops/token-bucket"
 --- @include "ops/value-snapshot"
+--- @include "ops/value-review"
 --- @include "ops/recent-values"
 --- @include "ops/circuit"
 
@@ -41,6 +46,7 @@ local OPS = {
   f = { firstSeen, 7 },
   t = { tokenBucket, 6 },
   v = { valueSnapshot, 6 },
+  a = { valueReview, 3 },
   r = { recentValues, 8 },
   b = { circuit, 14 },
 }
@@ -48,7 +54,8 @@ local OPS = {
 local n = tonumber(ARGV[1])
 local replies = {}
 -- Every operation, replays included, restarts its key's idle clock: once per
--- key at the end, with the longest TTL any of its operations asked for.
+-- key at the end, with the longest TTL any of its operations asked for (a
+-- review only when it changed the key).
 local ttls = {}
 local at = 2
 for i = 1, n do
@@ -58,11 +65,13 @@ for i = 1, n do
   end
   local keyIndex = tonumber(ARGV[at + 1])
   local ttl = tonumber(ARGV[at + 2])
-  replies[i] = op[1](KEYS[keyIndex], ARGV, at + 3, ttl)
-  if ARGV[at] ~= 'w' then
+  local reply, touched = op[1](KEYS[keyIndex], ARGV, at + 3, ttl)
+  replies[i] = reply
+  -- window_count keeps its own log; a review keeps none.
+  if ARGV[at] ~= 'w' and ARGV[at] ~= 'a' then
     replayLogTouch(ttl)
   end
-  if not ttls[keyIndex] or ttl > ttls[keyIndex] then
+  if touched ~= false and (not ttls[keyIndex] or ttl > ttls[keyIndex]) then
     ttls[keyIndex] = ttl
   end
   at = at + 3 + op[2]

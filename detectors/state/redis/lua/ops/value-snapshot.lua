@@ -6,15 +6,17 @@
     key           hash of one (agent, policy, part): fields a approved value,
                   t time it was approved (ms, text), l last value seen — absent
                   while it equals the approved value (the usual case: a value
-                  as long as a capability set is then stored once)
+                  as long as a capability set is then stored once), r the
+                  value an administrator rejected and rt when (ms, text) —
+                  both absent when none (written by ops/value-review.lua)
     argv[at .. at + 2]  partition, offset, committed offset
     argv[at + 3]  event time (ms)
     argv[at + 4]  value
     argv[at + 5]  autoApprove (1 or 0)
     ttlMs         unused: apply-1.lua sets the key's idle TTL after the call
 
-  Returns { flags, approved, previous, approvedAt }: the state before the
-  operation, false where there is none (first sight).
+  Returns { flags, approved, previous, approvedAt, rejected, rejectedAt }: the
+  state before the operation, false where there is none (first sight).
 ]]
 
 local function valueSnapshot(key, argv, at, ttlMs)
@@ -31,13 +33,20 @@ local function valueSnapshot(key, argv, at, ttlMs)
     if copy[3] == true then
       copy[3] = copy[2]
     end
+    if #copy == 4 then
+      -- Logged before rejections existed: there was none.
+      copy[5], copy[6] = false, false
+    elseif copy[5] == true then
+      copy[5] = copy[3]
+    end
     return copy
   end
-  local fields = redis.call('HMGET', key, 'a', 't', 'l')
+  local fields = redis.call('HMGET', key, 'a', 't', 'l', 'r', 'rt')
   local approved, approvedAt = fields[1] or false, fields[2] or false
   local last = fields[3] or approved
+  local rejected, rejectedAt = fields[4] or false, fields[5] or false
   if log.replay then
-    return { 3, approved, last, approvedAt }
+    return { 3, approved, last, approvedAt, rejected, rejectedAt }
   end
   local newApproved = approved
   local writes = {}
@@ -51,9 +60,17 @@ local function valueSnapshot(key, argv, at, ttlMs)
   else
     writes[#writes + 1], writes[#writes + 2] = 'l', value
   end
-  local r = { 0, approved, last, approvedAt }
-  -- The log keeps `previous` as `true` when it equals `approved` (stored once).
-  replayLogRecord(log, partition, offset, committed, { 0, approved, last == approved and approved and true or last, approvedAt })
+  local r = { 0, approved, last, approvedAt, rejected, rejectedAt }
+  -- The log keeps `previous` as `true` when it equals `approved`, and
+  -- `rejected` as `true` when it equals `previous` (a long value stored once).
+  replayLogRecord(log, partition, offset, committed, {
+    0,
+    approved,
+    last == approved and approved and true or last,
+    approvedAt,
+    rejected == last and rejected and true or rejected,
+    rejectedAt,
+  })
   if #writes > 0 then
     redis.call('HSET', key, unpack(writes))
   end
