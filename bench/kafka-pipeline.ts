@@ -349,7 +349,7 @@ async function warmGroupCoordinator(kafka: Kafka, topic: string, groupId: string
 
 const options = parseOptions(process.argv.slice(2));
 const sfx = randomBytes(4).toString('hex');
-const topicNames = { events: `bench-events-${sfx}`, verdicts: `bench-verdicts-${sfx}`, dlq: `bench-dlq-${sfx}` };
+const topicNames = { events: `bench-events-${sfx}`, verdicts: `bench-verdicts-${sfx}`, dlq: `bench-dlq-${sfx}`, policies: `bench-policies-${sfx}` };
 const groupPrefix = `bench-${sfx}-`;
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const keyPrefix = `bench-${sfx}:`;

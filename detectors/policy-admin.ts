@@ -133,6 +133,7 @@ export class PolicyAdmin {
   /** The policy file changed on disk: it becomes the next version. */
   fromFile(file: { path: string; text: string; loaded: LoadedPolicies }): Promise<PolicyVersionRecord> {
     return this.enqueue(async () => {
+      await this.refresh();
       const fileSha = sha256(file.text);
       const current = this.require();
       if (current.record.file_sha256 === fileSha) return current.record;
@@ -228,6 +229,7 @@ export class PolicyAdmin {
 
   replace(candidate: unknown, ctx: ChangeContext): Promise<PolicyVersionRecord> {
     return this.enqueue(async () => {
+      await this.refresh();
       const current = this.checkExpected(ctx);
       const parsed = this.parse(candidate);
       return this.commit(parsed.source, parsed.document, ctx, 'replace', current.record.file_sha256, current.record);
@@ -237,6 +239,7 @@ export class PolicyAdmin {
   /** A new version whose document is that of `version`. */
   rollback(version: number, ctx: ChangeContext): Promise<PolicyVersionRecord> {
     return this.enqueue(async () => {
+      await this.refresh();
       const current = this.checkExpected(ctx);
       const target = await this.deps.store.get(version);
       if (target === null) throw new PolicyAdminError('not_found', `no policy version ${version}`);
@@ -248,6 +251,7 @@ export class PolicyAdmin {
   /** One policy back to its definition at `version` (removed if it did not exist then). */
   rollbackPolicy(id: string, version: number, ctx: ChangeContext): Promise<PolicyVersionRecord> {
     return this.enqueue(async () => {
+      await this.refresh();
       const current = this.checkExpected(ctx);
       const target = await this.deps.store.get(version);
       if (target === null) throw new PolicyAdminError('not_found', `no policy version ${version}`);
@@ -302,6 +306,17 @@ export class PolicyAdmin {
     return this.current;
   }
 
+  /**
+   * Adopts a newer version another API process stored (a shared ClickHouse
+   * server), so version numbers never fork. Runs inside the queue.
+   */
+  private async refresh(): Promise<void> {
+    const latest = await this.deps.store.latest();
+    const current = this.require();
+    if (latest === null || latest.version <= current.record.version) return;
+    this.current = { record: latest, ...this.parse(latest.document, `policy version ${latest.version}`) };
+  }
+
   private checkExpected(ctx: ChangeContext): Current {
     const current = this.require();
     if (ctx.expected_version !== undefined && ctx.expected_version !== current.record.version) {
@@ -312,6 +327,7 @@ export class PolicyAdmin {
 
   private change(ctx: ChangeContext, action: string, edit: (source: PolicySource, document: PolicyDocument) => void): Promise<PolicyVersionRecord> {
     return this.enqueue(async () => {
+      await this.refresh();
       const current = this.checkExpected(ctx);
       const source = structuredClone(current.source);
       edit(source, current.document);

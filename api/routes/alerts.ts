@@ -91,7 +91,9 @@ const SilenceQuery = z.strictObject({ tenant: TenantParam.optional(), active: Bo
 
 /** `key-id` or `Alice (key key-id)`: who made a change, never just a claimed name. */
 export function actor(author: string, by: string | undefined): string {
-  return by === undefined || by === author ? author : `${by} (key ${author})`;
+  // A change forwarded by an API process arrives already attributed to the same key.
+  if (by === undefined || by === author || by.endsWith(` (key ${author})`)) return by ?? author;
+  return `${by} (key ${author})`;
 }
 
 function caller(by: string, tenant: string | undefined, authorization: string | undefined): AlertCaller {

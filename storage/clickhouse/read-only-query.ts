@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { AgentwatchError, type AgentwatchErrorOptions } from '../../core/errors.js';
+import { StorageError } from '../errors.js';
 import { assertIdentifier, IDENTIFIER, toStorageError, type ClickHouseClient } from './client.js';
 
 /**
@@ -217,22 +218,16 @@ export async function runReadOnlyQuery(
   const tree = await runExplain(client, `EXPLAIN QUERY TREE ${query}`, settingsClause(database, checked, 'explain'), params);
   checkQueryTree(tree, database, checked.tenant);
 
-  let body: { meta?: { name: string; type: string }[]; data: Record<string, unknown>[] };
-  try {
-    const result = await client.query({
-      query: `${query}\nSETTINGS ${settingsClause(database, checked, 'query')}`,
-      query_params: params,
-      format: 'JSON',
-    });
-    body = await result.json<Record<string, unknown>>();
-  } catch (cause) {
-    throw toQueryError(cause);
-  }
+  const body = await runOnEngine(client, `${query}\nSETTINGS ${settingsClause(database, checked, 'query')}`, params, 'JSON', (text) => {
+    const parsed = JSON.parse(text) as { meta?: { name: string; type: string }[]; data?: Record<string, unknown>[] };
+    if (!Array.isArray(parsed.data)) throw new SyntaxError('no data array');
+    return { meta: parsed.meta ?? [], data: parsed.data };
+  });
   // `break` stops at a block boundary, so more than maxRows + 1 rows may come back.
   const truncated = body.data.length > checked.maxRows;
   const rows = truncated ? body.data.slice(0, checked.maxRows) : body.data;
   return {
-    columns: (body.meta ?? []).map(({ name, type }) => ({ name, type })),
+    columns: body.meta.map(({ name, type }) => ({ name, type })),
     rows,
     row_count: rows.length,
     truncated,
@@ -538,16 +533,57 @@ function checkFunction(name: string): void {
  * client appends then belongs to the outer SELECT (appended to a bare
  * EXPLAIN AST it would become part of the explained query).
  */
-async function runExplain(client: ClickHouseClient, explain: string, settings: string, params: Record<string, unknown>): Promise<string[]> {
+function runExplain(client: ClickHouseClient, explain: string, settings: string, params: Record<string, unknown>): Promise<string[]> {
+  const query = `SELECT explain FROM (${explain}\n)${settings === '' ? '' : `\nSETTINGS ${settings}`}`;
+  return runOnEngine(client, query, params, 'JSONEachRow', (text) =>
+    text
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => {
+        const { explain: node } = JSON.parse(line) as { explain?: unknown };
+        if (typeof node !== 'string') throw new SyntaxError('not an EXPLAIN row');
+        return node;
+      }),
+  );
+}
+
+/**
+ * Runs one query of this module and parses its output text.
+ *
+ * The embedded engine (chdb 3.4 / ClickHouse 26.7) keeps whatever a failed
+ * query had already written — a JSON header, even rows — and prepends it to
+ * the output of the next query on the session, whoever runs it. So after a
+ * failure a throw-away query takes that output, and output that does not
+ * parse is never served (the query runs in the single-document JSON format,
+ * which a prefix cannot turn into extra rows).
+ */
+async function runOnEngine<T>(
+  client: ClickHouseClient,
+  query: string,
+  params: Record<string, unknown>,
+  format: 'JSON' | 'JSONEachRow',
+  parse: (text: string) => T,
+): Promise<T> {
+  let text: string;
   try {
-    const result = await client.query({
-      query: `SELECT explain FROM (${explain}\n)${settings === '' ? '' : `\nSETTINGS ${settings}`}`,
-      query_params: params,
-      format: 'JSONEachRow',
-    });
-    return (await result.json<{ explain: string }>()).map((row) => row.explain);
+    const result = await client.query({ query, query_params: params, format });
+    text = await result.text();
   } catch (cause) {
+    await drainFailedOutput(client);
     throw toQueryError(cause);
+  }
+  try {
+    return parse(text);
+  } catch (cause) {
+    throw new StorageError('AW_STORAGE_QUERY_FAILED', `the engine returned malformed ${format} output`, { cause, retriable: true });
+  }
+}
+
+async function drainFailedOutput(client: ClickHouseClient): Promise<void> {
+  try {
+    await (await client.query({ query: 'SELECT 1', format: 'JSONEachRow' })).text();
+  } catch {
+    // The engine is unreachable: the original error says more.
   }
 }
 

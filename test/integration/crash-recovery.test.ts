@@ -88,7 +88,7 @@ function deploymentConfig(name: string, topic = eventsTopic) {
       brokers: brokers!.split(','),
       group_prefix: `${name}-${sfx}-`,
       session_timeout_ms: 10_000,
-      topics: { events: topic, verdicts: `crash-verdicts-${name}-${sfx}`, dlq: `crash-dlq-${name}-${sfx}` },
+      topics: { events: topic, verdicts: `crash-verdicts-${name}-${sfx}`, dlq: `crash-dlq-${name}-${sfx}`, policies: `crash-policies-${name}-${sfx}` },
     },
     redis: { url: redisUrl, key_prefix: `crash-${name}-${sfx}:` },
     storage: { batch_rows: 10_000, batch_delay_ms: 100 },

@@ -21,7 +21,7 @@ const redisUrl = process.env.REDIS_URL;
 if (brokers === undefined || redisUrl === undefined) throw new Error('KAFKA_BROKERS and REDIS_URL must be set (test/global-setup.ts starts them)');
 
 const sfx = randomBytes(4).toString('hex');
-const topics = { events: `kcat-events-${sfx}`, verdicts: `kcat-verdicts-${sfx}`, dlq: `kcat-dlq-${sfx}` };
+const topics = { events: `kcat-events-${sfx}`, verdicts: `kcat-verdicts-${sfx}`, dlq: `kcat-dlq-${sfx}`, policies: `kcat-policies-${sfx}` };
 const config = testConfig({
   kafka: { brokers: brokers.split(','), group_prefix: `kcat-${sfx}-`, topics },
   redis: { url: redisUrl, key_prefix: `kcat-${sfx}:` },
@@ -98,17 +98,59 @@ describe('Kafka + Redis pipeline fed by kcat', () => {
     expect(await count('SELECT count() AS n FROM {db}.verdicts FINAL')).toBe(29);
   });
 
+  it('a policy change made through an API-only process reaches the worker over Kafka within 5 s; rollback restores it', { timeout: 90_000 }, async () => {
+    const api = await startTestPipeline(config, ['api']);
+    try {
+      await api.app.ready();
+      const call = async (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: Record<string, unknown>) => {
+        const res = await api.app.inject({ headers: ADMIN, method, url, ...(payload === undefined ? {} : { payload }) });
+        expect(res.statusCode, `${method} ${url}: ${res.body}`).toBeLessThan(300);
+        return res.json() as { version: { version: number } };
+      };
+      const hasPolicy = () => p.engine().policies.some((c) => c.policy.id === 'approved-agents');
+      /** Publishes one event of an unlisted agent and returns the policies that fired on it. */
+      const judge = async (id: string): Promise<string[]> => {
+        await p.publishEvents([{ event_id: id, time: '2026-11-24T12:00:00+01:00', agent: { id: `policy-${id}`, name: 'shadow-gpt' }, type: 'api_call' }]);
+        let row: { matched_policies: string[] } | undefined;
+        await waitFor(`audit row of ${id}`, async () => {
+          const res = await p.app.inject({ headers: ADMIN, method: 'GET', url: `/v1/audit?agent_id=policy-${id}` });
+          row = (res.json() as Page<{ matched_policies: string[] }>).items[0];
+          return row !== undefined;
+        }, 30_000, 100);
+        return row!.matched_policies;
+      };
+      expect(await judge('before')).toContain('approved-agents');
+      const before = (await call('GET', '/v1/mode')) as unknown as { version: number };
+
+      let started = Date.now();
+      await call('PATCH', '/v1/policies/approved-agents/toggle', { enabled: false });
+      await waitFor('the worker to drop the policy', () => !hasPolicy(), 5_000, 20);
+      const applyMs = Date.now() - started;
+      expect(applyMs).toBeLessThan(5_000);
+      expect(await judge('disabled')).not.toContain('approved-agents');
+
+      started = Date.now();
+      await call('POST', `/v1/policy-versions/${before.version}/rollback`);
+      await waitFor('the worker to restore the policy', () => hasPolicy(), 5_000, 20);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(await judge('restored')).toContain('approved-agents');
+      expect(p.policyVersion()).toBe(before.version + 2);
+    } finally {
+      await api.stop();
+    }
+  });
+
   it('an API-only process reads the alerts and forwards alert changes to the alerter', { timeout: 60_000 }, async () => {
     const alerterUrl = await p.listen();
     const api = await startTestPipeline(Object.freeze({ ...config, alerter_url: alerterUrl }), ['api']);
     try {
       await api.app.ready();
-      const res = await api.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?policy_type=unknown_agent' });
+      const res = await api.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?policy_type=unknown_agent&agent_id=agent-shadow-13' });
       const [shadow] = (res.json() as Page<Alert>).items;
       expect(shadow).toMatchObject({ agent_id: 'agent-shadow-13', status: 'open' });
       const ack = await api.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack`, payload: { by: 'ana' } });
       expect(ack.statusCode).toBe(200);
-      expect(ack.json()).toMatchObject({ alert_id: shadow!.alert_id, status: 'acknowledged', acknowledged_by: 'ana' });
+      expect(ack.json()).toMatchObject({ alert_id: shadow!.alert_id, status: 'acknowledged', acknowledged_by: 'ana (key admin)' });
       const seen = await p.app.inject({ headers: ADMIN, method: 'GET', url: `/v1/alerts/${shadow!.alert_id}` });
       expect(seen.json()).toMatchObject({ status: 'acknowledged' });
       const missing = await api.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${'0'.repeat(32)}/resolve` });

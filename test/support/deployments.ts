@@ -138,7 +138,7 @@ export function deploymentConfig(spec: DeploymentSpec) {
     kafka: {
       brokers: spec.brokers.split(','),
       group_prefix: `${spec.name}-${spec.sfx}-`,
-      topics: { events: spec.eventsTopic, verdicts: `verdicts-${spec.name}-${spec.sfx}`, dlq: `dlq-${spec.name}-${spec.sfx}` },
+      topics: { events: spec.eventsTopic, verdicts: `verdicts-${spec.name}-${spec.sfx}`, dlq: `dlq-${spec.name}-${spec.sfx}`, policies: `policies-${spec.name}-${spec.sfx}` },
     },
     redis: { url: spec.redisUrl, key_prefix: `rs-${spec.name}-${spec.sfx}:` },
     storage: { batch_rows: 10_000, batch_delay_ms: 100 },
