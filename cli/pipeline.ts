@@ -35,7 +35,7 @@ import { createClickHouseClient, type ClickHouseClient } from '../storage/clickh
 import { applyMigrations } from '../storage/clickhouse/migrations.js';
 import { ClickHousePolicyVersionStore } from '../storage/clickhouse/policy-versions.js';
 import { ClickHouseSilenceStore } from '../storage/clickhouse/silence-store.js';
-import { QueryRefused, runReadOnlyQuery } from '../storage/clickhouse/read-only-query.js';
+import { QueryInvalid, QueryLimitExceeded, QueryRefused, runReadOnlyQuery } from '../storage/clickhouse/read-only-query.js';
 import { getAgent, listAgents, searchAudit, searchVerdicts, verdictsByIds } from '../storage/clickhouse/search.js';
 import { buildAlertsApi } from './alerts-api.js';
 import type { Config } from './config.js';
@@ -343,6 +343,8 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         });
       } catch (error) {
         if (error instanceof QueryRefused) throw new ApiError('AW_API_QUERY_REFUSED', error.message, { reason: error.reason });
+        if (error instanceof QueryInvalid) throw new ApiError('AW_API_QUERY_INVALID', error.message, { clickhouse_code: error.clickhouseCode, clickhouse_type: error.clickhouseType ?? null });
+        if (error instanceof QueryLimitExceeded) throw new ApiError('AW_API_QUERY_LIMIT', error.message, { limit: error.limit });
         throw error;
       }
     },

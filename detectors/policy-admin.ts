@@ -183,10 +183,12 @@ export class PolicyAdmin {
     return this.change(ctx, 'update', (source, document) => {
       if (!document.policies.some((p) => p.id === id)) throw new PolicyAdminError('not_found', `no policy ${id}`);
       const next = { ...policy, id };
-      const list = (source.policies ??= []);
-      const index = list.findIndex((p) => p.id === id && p.type !== undefined);
-      if (index >= 0) list[index] = next;
-      else list.push(next);
+      const list = source.policies ?? [];
+      // The complete definition replaces the document's own entries for the id (a patch of a pack policy included).
+      const index = list.findIndex((p) => p.id === id);
+      const kept = list.filter((p) => p.id !== id);
+      kept.splice(index >= 0 ? index : kept.length, 0, next);
+      source.policies = kept;
     });
   }
 

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, AuditRecord, Verdict } from '../../core/records.js';
 import { openTestStore, type TestStore } from '../../test/support/clickhouse.js';
@@ -315,6 +317,24 @@ describe('runReadOnlyQuery: refusals', () => {
   ])('refuses the table function in %s', async (sql, name) => {
     const error = await refused(sql, 'table_function');
     expect(error.message).toContain(name);
+  });
+
+  it('refuses a table function before ClickHouse touches its source', async () => {
+    // The analyzer fetches a URL to infer its schema, so the refusal must come from the parse tree, before it.
+    let requests = 0;
+    const server = createServer((_request, response) => {
+      requests++;
+      response.end('a\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      await refused(`SELECT * FROM url('http://127.0.0.1:${port}/data.csv', 'CSV')`, 'table_function');
+      await refused(`SELECT count() FROM verdicts WHERE tenant IN (SELECT * FROM url('http://127.0.0.1:${port}/t.csv', 'CSV'))`, 'table_function');
+      expect(requests).toBe(0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it.each([

@@ -23,7 +23,9 @@ import { assertIdentifier, IDENTIFIER, toStorageError, type ClickHouseClient } f
  * 3. ClickHouse's analyzer (`EXPLAIN QUERY TREE`, run with the limits and
  *    tenant filter below because it evaluates scalar subqueries): every table
  *    read, after CTEs and aliases are resolved, is one of
- *    {@link QUERYABLE_TABLES} in the agentwatch database.
+ *    {@link QUERYABLE_TABLES} in the agentwatch database. Unqualified names
+ *    that layer 1 did not qualify resolve to the session's database here
+ *    and are refused.
  * 4. Execution with a SETTINGS clause the caller cannot reach: `readonly = 1`,
  *    `max_execution_time`, `max_rows_to_read`, `max_memory_usage`,
  *    `max_result_rows` with `result_overflow_mode = 'break'`, and the tenant
@@ -204,11 +206,10 @@ export async function runReadOnlyQuery(
   const started = performance.now();
   assertIdentifier(database);
   const checked = checkOptions(options);
-  const scanned = scanQuery(options.sql, database);
   // Parenthesized, so the SETTINGS clause appended below always belongs to
   // the top-level query (ClickHouse applies a trailing SETTINGS clause of a
   // UNION to all of it) and no trailing text of the caller can absorb it.
-  const query = `(${scanned.sql}\n)`;
+  const query = `(${scanQuery(options.sql, database)}\n)`;
   const params = checked.params;
 
   const ast = await runExplain(client, `EXPLAIN AST ${query}`, '', params);
@@ -330,7 +331,7 @@ const CLAUSE_KEYWORDS: ReadonlySet<string> = new Set([
  * ClickHouse nests them). Heredoc literals (`$$…$$`) are refused rather than
  * modelled.
  */
-function scanQuery(sql: string, database: string): { sql: string } {
+function scanQuery(sql: string, database: string): string {
   if (typeof sql !== 'string') throw new QueryRefused('invalid_option', 'sql must be a string');
   const tokens = tokenize(sql);
   if (tokens.length === 0) throw new QueryRefused('empty_query', 'the query is empty');
@@ -368,7 +369,7 @@ function scanQuery(sql: string, database: string): { sql: string } {
   if (depth !== 0) throw new QueryRefused('unsupported_syntax', "unbalanced '(': a ')' is missing");
 
   const end = statement[statement.length - 1] as Token;
-  return { sql: qualifyTables(sql.slice(0, end.end), statement, database) };
+  return qualifyTables(sql.slice(0, end.end), statement, database);
 }
 
 function tokenize(sql: string): Token[] {

@@ -457,6 +457,10 @@ describe('read-only SQL', () => {
       expect(res.body.message.length, sql).toBeGreaterThan(10);
     }
     expect((await call('POST', '/v1/query', 'analyst', { sql: 'SELECT 1', params: { 'a-b': 1 } })).status).toBe(400);
+    const invalid = await call('POST', '/v1/query', 'analyst', { sql: 'SELECT no_such_column FROM verdicts' });
+    expect(invalid).toMatchObject({ status: 400, body: { code: 'AW_API_QUERY_INVALID' } });
+    const slow = await call('POST', '/v1/query', 'analyst', { sql: 'SELECT count() FROM verdicts WHERE sleepEachRow(0.5) = 0' });
+    expect(slow.status).toBe(400);
     expect((await call('POST', '/v1/query', 'ingest', { sql: 'SELECT 1' })).status).toBe(403);
     expect((await call('POST', '/v1/query', 'analyst', { sql: "SELECT count() FROM verdicts WHERE reason = 'DROP TABLE'" })).status).toBe(200);
   });

@@ -111,7 +111,7 @@ describe('embedded pipeline end to end (fixed scenario file)', () => {
     const [shadow] = await listAlerts(pipeline, '?policy_type=unknown_agent');
     const ack = await pipeline.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/ack`, payload: { by: 'ana' } });
     expect(ack.statusCode).toBe(200);
-    expect(ack.json()).toMatchObject({ status: 'acknowledged', acknowledged_by: 'ana', count: 4 });
+    expect(ack.json()).toMatchObject({ status: 'acknowledged', acknowledged_by: 'ana (key admin)', count: 4 });
     expect(await listAlerts(pipeline, '?status=acknowledged')).toHaveLength(1);
 
     const resolve = await pipeline.app.inject({ headers: ADMIN, method: 'POST', url: `/v1/alerts/${shadow!.alert_id}/resolve` });
