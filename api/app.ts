@@ -58,6 +58,12 @@ export async function buildApp(deps: ApiDeps, options: FastifyServerOptions = {}
     bodyLimit: deps.bodyLimit ?? 4 * 1024 * 1024,
     // Per-request logs would drown the log at ingest rates; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // Agent ids may be 256 characters, URL-encoded up to three times that.
+    routerOptions: { maxParamLength: 1024 },
+    // Errors the router raises before a route runs (over-long or malformed path parameters) get the usual shape.
+    frameworkErrors: (error, _request, reply) => {
+      void sendError(reply, error.statusCode ?? 400, 'AW_API_VALIDATION', error.message);
+    },
     ...options,
   }) as unknown as ApiApp;
   const routes: RouteInfo[] = [];

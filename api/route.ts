@@ -75,6 +75,8 @@ function jsonSchema(schema: z.ZodType | undefined): Record<string, unknown> | un
 }
 
 const EMPTY = z.unknown();
+/** A route without query parameters refuses any, so a typo is an error rather than a silently ignored filter. */
+const NO_QUERY = z.strictObject({});
 
 /** Registers a route whose input is parsed by zod and documented in the OpenAPI document. */
 export function addRoute<QS extends z.ZodType = z.ZodUnknown, PS extends z.ZodType = z.ZodUnknown, BS extends z.ZodType = z.ZodUnknown>(
@@ -102,7 +104,7 @@ export function addRoute<QS extends z.ZodType = z.ZodUnknown, PS extends z.ZodTy
     handler: async (request, reply) => {
       const principal = request.principal;
       const ctx: RouteContext<z.output<QS>, z.output<PS>, z.output<BS>> = {
-        query: parseOrThrow((spec.query ?? EMPTY) as QS, request.query ?? {}, 'query'),
+        query: parseOrThrow((spec.query ?? NO_QUERY) as QS, request.query ?? {}, 'query'),
         params: parseOrThrow((spec.params ?? EMPTY) as PS, request.params ?? {}, 'path'),
         body: parseOrThrow((spec.body ?? EMPTY) as BS, request.body ?? undefined, 'body'),
         principal,

@@ -466,6 +466,105 @@ describe('read-only SQL', () => {
   });
 });
 
+describe('every route: validation and tenant isolation', () => {
+  it('rejects malformed input on every route with 400 and a path', async () => {
+    const cases: [string, string, unknown?][] = [
+      ['GET', '/v1/alerts?limit=0'],
+      ['GET', `/v1/alerts/not-an-id`],
+      ['POST', '/v1/alerts/not-an-id/ack'],
+      ['POST', `/v1/alerts/${'0'.repeat(32)}/resolve`, { by: '' }],
+      ['POST', '/v1/alerts/ack', { ids: 'all' }],
+      ['GET', '/v1/silences?active=maybe'],
+      ['POST', '/v1/silences', { matchers: { severity: ['loud'] }, ends_at: Date.now() + 1000, comment: 'x' }],
+      ['DELETE', '/v1/silences/%20'],
+      ['GET', '/v1/policies?unknown=1'],
+      ['GET', '/v1/policies/a%20b'],
+      ['POST', '/v1/policies', { id: 'x y', type: 'unknown_agent' }],
+      ['PUT', '/v1/policies/approved-agents', { id: 'other', type: 'unknown_agent' }],
+      ['PATCH', '/v1/policies/approved-agents', { severity: 'apocalyptic' }],
+      ['PATCH', '/v1/policies/approved-agents/toggle', {}],
+      ['DELETE', '/v1/policies/approved-agents?expected_version=zero'],
+      ['GET', '/v1/policies/approved-agents/versions?limit=0'],
+      ['POST', '/v1/policies/approved-agents/rollback', { version: 'latest' }],
+      ['POST', '/v1/policies/validate', 42],
+      ['PUT', '/v1/policy-document', { version: 2 }],
+      ['GET', '/v1/policy-versions?before=x'],
+      ['GET', '/v1/policy-versions/0'],
+      ['POST', '/v1/policy-versions/abc/rollback'],
+      ['PUT', '/v1/mode', { mode: 'panic' }],
+      ['POST', '/v1/dry-run', { event: {} }],
+      ['GET', '/v1/verdicts?decision=perhaps'],
+      ['GET', '/v1/audit?to=tomorrow'],
+      ['GET', '/v1/agents?limit=5000'],
+      ['GET', `/v1/agents/acme/${'x'.repeat(300)}`],
+      ['GET', '/v1/agents/acme/a-cap/capabilities?from=soon'],
+      ['GET', '/v1/agents/acme/a-cap/capabilities/diff?kind=mood'],
+      ['GET', '/v1/agents/acme/a-cap/approvals?x=1'],
+      ['POST', '/v1/agents/acme/a-cap/approvals/capability-drift', { action: 'approve' }],
+      ['POST', '/v1/query', { sql: '' }],
+      ['POST', '/v1/events', 'not json at all'],
+    ];
+    for (const [method, url, body] of cases) {
+      const res = await call(method, url, 'admin', body);
+      expect(res.status, `${method} ${url}: ${JSON.stringify(res.body)}`).toBe(400);
+      if (url === '/v1/events') {
+        // Ingest answers per item: nothing accepted, each rejection with its reason.
+        expect(res.body).toMatchObject({ accepted: 0, rejected: 1, results: [{ status: 'rejected', reason: expect.any(String) }] });
+        continue;
+      }
+      expect(typeof res.body.code, `${method} ${url}`).toBe('string');
+      expect(res.body.message.length, `${method} ${url}`).toBeGreaterThan(5);
+    }
+  });
+
+  it('a tenant-bound key never reaches another tenant’s rows, on any route', async () => {
+    // Another tenant's things: an alert, a silence, a policy scoped to it, an agent.
+    const globexAlert = (await call('GET', '/v1/alerts?tenant=globex', 'admin')).body.items[0];
+    const globexSilence = await call('POST', '/v1/silences', 'admin', { tenant: 'globex', matchers: { agent_id: 'g-*' }, ends_at: Date.now() + 3_600_000, comment: 'globex only' });
+    expect(globexSilence.status).toBe(201);
+    await call('POST', '/v1/policies', 'admin', { id: 'globex-only', type: 'unknown_agent', match: { tenants: ['globex'] }, config: { allowed_agents: ['cursor'] } });
+    const forbiddenOrHidden = [
+      ['GET', '/v1/alerts?tenant=globex', 403],
+      ['GET', `/v1/alerts/${globexAlert.alert_id}`, 404],
+      ['POST', `/v1/alerts/${globexAlert.alert_id}/resolve`, 404],
+      ['POST', `/v1/silences`, 403, { tenant: 'globex', matchers: { agent_id: 'x' }, ends_at: Date.now() + 60_000, comment: 'x' }],
+      ['DELETE', `/v1/silences/${globexSilence.body.silence_id}`, 404],
+      ['GET', '/v1/silences?tenant=globex', 403],
+      ['GET', '/v1/policies/globex-only', 404],
+      ['GET', '/v1/policies/globex-only/versions', 404],
+      ['GET', '/v1/verdicts?tenant=globex', 403],
+      ['GET', '/v1/audit?tenant=globex', 403],
+      ['GET', '/v1/agents?tenant=globex', 403],
+      ['GET', '/v1/agents/globex/g-shadow', 404],
+      ['GET', '/v1/agents/globex/g-shadow/capabilities', 404],
+      ['GET', '/v1/agents/globex/g-shadow/capabilities/diff', 404],
+      ['GET', '/v1/agents/globex/g-shadow/approvals', 404],
+      ['POST', '/v1/dry-run', 403, { event: { event_id: 'x', time: T0, tenant: 'globex', agent: { id: 'g' }, type: 'api_call' } }],
+    ] as const;
+    for (const [method, url, status, body] of forbiddenOrHidden) {
+      for (const key of ['acmeAdmin', 'acmeAnalyst'] as const) {
+        if (key === 'acmeAnalyst' && (url.startsWith('/v1/silences') && method !== 'GET')) continue;
+        const res = await call(method, url, key, body);
+        expect(res.status, `${method} ${url} as ${key}: ${JSON.stringify(res.body)}`).toBe(status);
+      }
+    }
+    // Lists without a tenant filter show only acme's rows.
+    const own = (await call('GET', '/v1/silences', 'acmeAnalyst')).body.items as any[];
+    expect(own.some((x) => x.silence_id === globexSilence.body.silence_id)).toBe(false);
+    expect((await call('GET', '/v1/policies', 'acmeAnalyst')).body.items.map((x: any) => x.id)).not.toContain('globex-only');
+    expect((await call('GET', '/v1/policies', 'analyst')).body.items.map((x: any) => x.id)).toContain('globex-only');
+    for (const url of ['/v1/alerts?limit=1000', '/v1/verdicts?limit=1000', '/v1/audit?limit=1000', '/v1/agents?limit=1000']) {
+      const items = (await call('GET', url, 'acmeAnalyst')).body.items as any[];
+      expect(items.length, url).toBeGreaterThan(0);
+      expect(items.every((x) => x.tenant === 'acme'), url).toBe(true);
+    }
+    const sql = await call('POST', '/v1/query', 'acmeAnalyst', { sql: 'SELECT count() AS n FROM verdicts WHERE tenant = {t:String}', params: { t: 'globex' } });
+    expect(sql.body.rows.map((r: any) => Number(r.n))).toEqual([0]);
+    expect((await call('POST', '/v1/query', 'acmeAnalyst', { sql: 'SELECT count() FROM dead_letters' })).status).toBe(400);
+    await call('DELETE', '/v1/policies/globex-only', 'admin');
+  });
+});
+
 async function waitUntil(check: () => boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
