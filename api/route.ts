@@ -38,6 +38,8 @@ export interface RouteSpec<QS extends z.ZodType, PS extends z.ZodType, BS extend
   global?: boolean;
   /** Success status. @default 200 */
   status?: number;
+  /** Largest body this route reads. @default the app's body limit */
+  bodyLimit?: number;
   handler(ctx: RouteContext<z.output<QS>, z.output<PS>, z.output<BS>>): Promise<unknown>;
 }
 
@@ -92,6 +94,7 @@ export function addRoute<QS extends z.ZodType = z.ZodUnknown, PS extends z.ZodTy
     method: spec.method,
     url: spec.url,
     config: { access: spec.access, global: spec.global ?? false },
+    ...(spec.bodyLimit === undefined ? {} : { bodyLimit: spec.bodyLimit }),
     schema: {
       summary: spec.summary,
       ...(spec.description === undefined ? {} : { description: spec.description }),

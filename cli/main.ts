@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
@@ -195,7 +196,8 @@ export function buildProgram(): Command {
     .option('--tenant <tenant>', 'bind the key to one tenant')
     .action((opts: { role: Role; id?: string; tenant?: string }) => {
       const key = generateApiKey();
-      const id = opts.id ?? `${opts.role}-${key.slice(4, 12).toLowerCase()}`;
+      // Never derived from the key: the id is logged and shown as the author of changes.
+      const id = opts.id ?? `${opts.role}-${randomBytes(4).toString('hex')}`;
       const entry = [`    - id: ${JSON.stringify(id)}`, `      role: ${opts.role}`, ...(opts.tenant === undefined ? [] : [`      tenant: ${JSON.stringify(opts.tenant)}`]), `      hash: ${hashApiKey(key)}`];
       process.stdout.write(`key (shown once, give it to its user): ${key}\n\nadd to the config file under api.keys:\n\napi:\n  keys:\n${entry.join('\n')}\n`);
     });

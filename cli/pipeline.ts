@@ -18,7 +18,7 @@ import type { AgentsApi } from '../api/routes/agents.js';
 import type { DataApi } from '../api/routes/data.js';
 import type { PoliciesApi } from '../api/routes/policies.js';
 import { pendingApprovals, reviewApproval } from '../detectors/approvals.js';
-import { dryRunEvent } from '../detectors/dry-run.js';
+import { DryRunFailed, dryRunIsolated } from '../detectors/dry-run.js';
 import { PolicyEngine } from '../detectors/engine.js';
 import { PolicyAdmin, PolicyAdminError } from '../detectors/policy-admin.js';
 import { loadPolicyBundle, parsePolicyText, type LoadedPolicies } from '../detectors/policy-loader.js';
@@ -314,8 +314,22 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       : {
           admin: policyAdmin,
           async dryRun(event, candidate) {
-            const judging = candidate === undefined ? currentEngine() : new PolicyEngine(policyAdmin.parse(candidate, 'candidate document').document, defaultRegistry);
-            const result = await dryRunEvent(judging, event);
+            const eventBytes = Buffer.byteLength(JSON.stringify(event ?? null));
+            if (eventBytes > config.ingest.max_event_bytes) {
+              throw new ApiError('AW_API_VALIDATION', `the event is ${eventBytes} bytes; events are at most ${config.ingest.max_event_bytes} (ingest.max_event_bytes)`);
+            }
+            const document = candidate === undefined ? policyAdmin.version.document : JSON.stringify(policyAdmin.parse(candidate, 'candidate document').source);
+            let result: Awaited<ReturnType<typeof dryRunIsolated>>;
+            try {
+              // In a worker thread with a deadline: a candidate's patterns must not be able to stall the pipeline.
+              result = await dryRunIsolated(document, event, { timeoutMs: 5_000 });
+            } catch (error) {
+              if (!(error instanceof DryRunFailed)) throw error;
+              if (error.code === 'timeout') throw new ApiError('AW_API_DRY_RUN_LIMIT', error.message);
+              if (error.code === 'busy') throw new ApiError('AW_API_BUSY', error.message);
+              if (error.code === 'invalid_document') throw new ApiError('AW_API_POLICY_INVALID', error.message, error.problems);
+              throw error;
+            }
             if (!result.ok) throw new ApiError('AW_API_VALIDATION', `invalid event: ${result.reason}`, [{ path: 'body.event', message: result.reason }]);
             return {
               ...result.outcome,
@@ -323,6 +337,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
             };
           },
         };
+  let queriesRunning = 0;
   const dataApi: DataApi = {
     verdicts: async (q) => {
       await flushVerdicts();
@@ -333,6 +348,9 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       return searchAudit(client, db, q);
     },
     query: async (sql, params, tenant) => {
+      // The analytics engine serves ingestion too: a few analyst queries at a time.
+      if (queriesRunning >= 2) throw new ApiError('AW_API_BUSY', 'two queries are running already; retry when one has finished');
+      queriesRunning++;
       try {
         return await runReadOnlyQuery(client, db, {
           sql,
@@ -346,6 +364,8 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         if (error instanceof QueryInvalid) throw new ApiError('AW_API_QUERY_INVALID', error.message, { clickhouse_code: error.clickhouseCode, clickhouse_type: error.clickhouseType ?? null });
         if (error instanceof QueryLimitExceeded) throw new ApiError('AW_API_QUERY_LIMIT', error.message, { limit: error.limit });
         throw error;
+      } finally {
+        queriesRunning--;
       }
     },
   };

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Logger } from 'pino';
 import type { PolicyDocument, ValidatedPolicy } from '../core/policy.js';
 import type { PublishedPolicyVersion } from '../core/topics.js';
 import type { ValidationProblem } from '../core/validation.js';
 import type { PolicyVersionRecord, PolicyVersionStore } from '../storage/clickhouse/policy-versions.js';
-import { parsePolicyText, PolicyValidationError, type LoadedPolicies } from './policy-loader.js';
+import { decodePolicyYaml, parsePolicyText, PolicyValidationError, type LoadedPolicies } from './policy-loader.js';
 import type { PolicyTypeRegistry } from './registry.js';
 
 /** A policy document as written (JSON object): `include` of packs kept, patches kept. */
@@ -93,20 +94,31 @@ export class PolicyAdmin {
   parse(candidate: unknown, source = 'policy document'): { source: PolicySource; document: PolicyDocument } {
     let value = candidate;
     if (typeof candidate === 'string') {
+      let decoded: ReturnType<typeof decodePolicyYaml>;
       try {
-        value = parseYaml(candidate, { maxAliasCount: 100 });
+        decoded = decodePolicyYaml(candidate);
       } catch (error) {
         throw new PolicyAdminError('invalid', `${source}: ${(error as Error).message}`, [{ path: '(document)', message: (error as Error).message }]);
       }
+      if (!decoded.ok) throw new PolicyAdminError('invalid', `${source}: ${decoded.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, decoded.problems);
+      value = decoded.value;
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new PolicyAdminError('invalid', `${source} must be a mapping`, [{ path: '(document)', message: 'must be a mapping' }]);
     }
+    let json: string;
     try {
-      const document = parsePolicyText(JSON.stringify(value), source, this.deps.registry);
-      return { source: value as PolicySource, document };
+      json = JSON.stringify(value);
+    } catch (error) {
+      // YAML aliases can build a cycle (`x: &a [ *a ]`).
+      throw new PolicyAdminError('invalid', `${source} cannot be represented as JSON: ${(error as Error).message}`, [{ path: '(document)', message: (error as Error).message }]);
+    }
+    try {
+      const document = parsePolicyText(json, source, this.deps.registry);
+      return { source: JSON.parse(json) as PolicySource, document };
     } catch (error) {
       if (error instanceof PolicyValidationError) throw new PolicyAdminError('invalid', error.message, error.problems);
+      if (error instanceof RangeError) throw new PolicyAdminError('invalid', `${source} is nested too deeply`, [{ path: '(document)', message: error.message }]);
       throw error;
     }
   }
@@ -127,7 +139,7 @@ export class PolicyAdmin {
         return latest;
       }
     }
-    return this.enqueue(() => this.commit(this.sourceOfFile(file), file.loaded.document, { author: latest === null ? 'seed' : 'file', comment: `from ${file.path}` }, latest === null ? 'seed' : 'file', fileSha, latest));
+    return this.enqueue(() => this.commit(this.sourceOfFile(file), file.loaded.document, { author: latest === null ? 'seed' : 'file', comment: `from ${path.basename(file.path)}` }, latest === null ? 'seed' : 'file', fileSha, latest));
   }
 
   /** The policy file changed on disk: it becomes the next version. */
@@ -138,7 +150,7 @@ export class PolicyAdmin {
       const current = this.require();
       if (current.record.file_sha256 === fileSha) return current.record;
       this.deps.logger.warn({ file: file.path, replaces: current.record.version }, 'policy file changed: it becomes the next version, replacing changes made through the API since');
-      return this.commit(this.sourceOfFile(file), file.loaded.document, { author: 'file', comment: `from ${file.path}` }, 'file', fileSha, current.record);
+      return this.commit(this.sourceOfFile(file), file.loaded.document, { author: 'file', comment: `from ${path.basename(file.path)}` }, 'file', fileSha, current.record);
     });
   }
 

@@ -116,7 +116,7 @@ policies:
   });
 
   it('text without a location may include built-in packs only', () => {
-    expect(problemsOf(() => parsePolicyText('version: 1\ninclude: [packs/a.yaml]\n', 'api'))[0]).toMatch(/^include\[0\]: "packs\/a\.yaml": relative includes need/);
+    expect(problemsOf(() => parsePolicyText('version: 1\ninclude: [packs/a.yaml]\n', 'api'))[0]).toMatch(/^include\[0\]: "packs\/a\.yaml": a document that is not read from a file may only include built-in packs/);
     expect(problemsOf(() => parsePolicyText('version: 1\ninclude: ["pack:../etc"]\n', 'api'))[0]).toMatch(/^include\[0\]: "pack:\.\.\/etc" is not a pack name/);
     expect(parsePolicyText('version: 1\ninclude: ["pack:strict"]\n', 'api').policies.map((p) => p.id)).toContain('strict.dangerous-shell');
   });

@@ -30,6 +30,9 @@ export interface PoliciesApi {
   dryRun(event: unknown, candidate: unknown): Promise<DryRunResult>;
 }
 
+/** Largest policy document or policy a request may carry (the default document is ~10 KiB). */
+const POLICY_BODY_LIMIT = 1024 * 1024;
+
 const PolicyIdParams = z.strictObject({ id: Name });
 const VersionParams = z.strictObject({ version: z.coerce.number().int().min(1) });
 const ChangeQuery = z.strictObject({
@@ -45,7 +48,7 @@ const VersionsQuery = z.strictObject({
   before: z.coerce.number().int().min(1).optional(),
 });
 /** A whole document: a JSON object, or YAML/JSON text (Content-Type application/yaml). */
-const DocumentBody = z.union([z.record(z.string(), z.unknown()), z.string().min(1).max(8 * 1024 * 1024)]);
+const DocumentBody = z.union([z.record(z.string(), z.unknown()), z.string().min(1).max(POLICY_BODY_LIMIT)]);
 const DryRunBody = z.strictObject({
   event: z.unknown(),
   /** A candidate document (object or YAML text) to judge with instead of the running one. */
@@ -108,6 +111,7 @@ export function registerPolicyRoutes(app: FastifyInstance, routes: RouteInfo[], 
     summary: 'Create a policy (a new document version)',
     query: ChangeQuery,
     body: PolicyBody,
+    bodyLimit: POLICY_BODY_LIMIT,
     status: 201,
     handler: async ({ body, query, author }) => {
       const record = await admin.create(body, { author, ...query });
@@ -125,6 +129,7 @@ export function registerPolicyRoutes(app: FastifyInstance, routes: RouteInfo[], 
     params: PolicyIdParams,
     query: ChangeQuery,
     body: PolicyBody,
+    bodyLimit: POLICY_BODY_LIMIT,
     handler: async ({ params, body, query, author }) => {
       if (body.id !== undefined && body.id !== params.id) throw new ApiError('AW_API_VALIDATION', `body id ${String(body.id)} differs from the path id ${params.id}`);
       return changed(await admin.update(params.id, body, { author, ...query }), `policy ${params.id} updated`, params.id);
@@ -141,6 +146,7 @@ export function registerPolicyRoutes(app: FastifyInstance, routes: RouteInfo[], 
     params: PolicyIdParams,
     query: ChangeQuery,
     body: PolicyBody,
+    bodyLimit: POLICY_BODY_LIMIT,
     handler: async ({ params, body, query, author }) => {
       if (body.id !== undefined && body.id !== params.id) throw new ApiError('AW_API_VALIDATION', 'the id of a policy cannot change');
       return changed(await admin.patch(params.id, body, { author, ...query }), `policy ${params.id} updated`, params.id);
@@ -211,6 +217,7 @@ export function registerPolicyRoutes(app: FastifyInstance, routes: RouteInfo[], 
     tag: 'policies',
     summary: 'Validate a whole document (JSON object or YAML text) without applying it; problems name their path',
     body: DocumentBody,
+    bodyLimit: POLICY_BODY_LIMIT,
     handler: async ({ body }) => {
       try {
         const { document } = admin.parse(body, 'candidate document');
@@ -241,6 +248,7 @@ export function registerPolicyRoutes(app: FastifyInstance, routes: RouteInfo[], 
     summary: 'Replace the whole document (JSON object, or YAML with Content-Type application/yaml)',
     query: ChangeQuery,
     body: DocumentBody,
+    bodyLimit: POLICY_BODY_LIMIT,
     handler: async ({ body, query, author }) => changed(await admin.replace(body, { author, ...query }), 'policy document replaced'),
   });
 
@@ -314,6 +322,7 @@ export function registerPolicyRoutes(app: FastifyInstance, routes: RouteInfo[], 
     tag: 'policies',
     summary: 'Judge a sample event against the running document or a candidate; nothing is stored or changed',
     body: DryRunBody,
+    bodyLimit: POLICY_BODY_LIMIT,
     handler: async ({ body, tenantScope }) => {
       const tenant = tenantScope();
       if (tenant !== undefined && typeof body.event === 'object' && body.event !== null) {

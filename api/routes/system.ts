@@ -8,7 +8,7 @@ export interface SystemApi {
   metrics?: Registry;
 }
 
-/** `/healthz`, `/readyz` and `/metrics`: public, carrying no tenant data. */
+/** `/healthz` and `/readyz` (public, for probes) and `/metrics` (a read key). */
 export function registerSystemRoutes(app: FastifyInstance, routes: RouteInfo[], api: SystemApi): void {
   addRoute(app, routes, {
     method: 'GET',
@@ -34,7 +34,8 @@ export function registerSystemRoutes(app: FastifyInstance, routes: RouteInfo[], 
     addRoute(app, routes, {
       method: 'GET',
       url: '/metrics',
-      access: 'public',
+      // Totals across tenants: for operators, not the world (Prometheus sends the key as `authorization.credentials`).
+      access: 'read',
       tag: 'system',
       summary: 'Prometheus metrics (text exposition format)',
       handler: async ({ reply }) => {

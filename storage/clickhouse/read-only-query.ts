@@ -64,6 +64,8 @@ export const READ_ONLY_QUERY_LIMITS = Object.freeze({
   maxRowsToRead: 1_000_000_000,
   /** Memory one query may use (`max_memory_usage`): a bad GROUP BY must not starve ingestion. */
   maxMemoryBytes: 2 * 1024 ** 3,
+  /** Bytes of result, uncompressed, past which the answer is cut (`max_result_bytes`, reported as truncated). */
+  maxResultBytes: 64 * 1024 ** 2,
 });
 
 /** Options of {@link runReadOnlyQuery}. */
@@ -703,7 +705,7 @@ function settingsClause(database: string, options: CheckedOptions, purpose: 'que
     // trims the top-level result (per UNION branch); `max_result_rows` with
     // `break` bounds the rest without failing the query.
     const cap = options.maxRows + 1;
-    settings.push(`limit = ${cap}`, `max_result_rows = ${cap}`, "result_overflow_mode = 'break'");
+    settings.push(`limit = ${cap}`, `max_result_rows = ${cap}`, `max_result_bytes = ${limits.maxResultBytes}`, "result_overflow_mode = 'break'");
   }
   if (options.tenant !== undefined) {
     // Keyed by `db.table`: ClickHouse applies the filter to every read of the

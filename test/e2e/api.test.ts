@@ -6,6 +6,10 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON answers are inspected field by field */
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
 import { auth, startTestPipeline, testConfig, type TestKey } from '../support/pipeline.js';
@@ -134,8 +138,9 @@ describe('OpenAPI and metrics', () => {
     expect(ui.statusCode).toBeLessThan(400);
   });
 
-  it('serves Prometheus metrics', async () => {
-    const res = await call('GET', '/metrics', null);
+  it('serves Prometheus metrics to a read key', async () => {
+    expect((await call('GET', '/metrics', null)).status).toBe(401);
+    const res = await call('GET', '/metrics', 'analyst');
     expect(res.status).toBe(200);
     expect(res.body.text).toMatch(/agentwatch_worker_events_total \d+/);
     expect(res.body.text).toMatch(/agentwatch_policy_version 1/);
@@ -464,6 +469,59 @@ describe('read-only SQL', () => {
     expect((await call('POST', '/v1/query', 'ingest', { sql: 'SELECT 1' })).status).toBe(403);
     expect((await call('POST', '/v1/query', 'analyst', { sql: "SELECT count() FROM verdicts WHERE reason = 'DROP TABLE'" })).status).toBe(200);
   });
+});
+
+describe('hostile policy documents and dry-runs', () => {
+  it('a document sent to the API never makes the process open a path', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'aw-fifo-'));
+    try {
+      // Opening a FIFO blocks until a writer comes: were it opened, this request would hang.
+      const fifo = path.join(dir, 'pipe.yaml');
+      execFileSync('mkfifo', [fifo]);
+      for (const include of [fifo, '/etc/passwd', '../../etc/passwd', '/dev/zero']) {
+        const res = await call('POST', '/v1/policies/validate', 'acmeAnalyst', { version: 1, include: [include] });
+        expect(res.body.valid, include).toBe(false);
+        expect(res.body.problems[0].message, include).toMatch(/may only include built-in packs/);
+        const dry = await call('POST', '/v1/dry-run', 'analyst', { event: ev('default', 'x', 'cursor'), policies: { version: 1, include: [include] } });
+        expect(dry.status, include).toBe(400);
+        expect((await call('PUT', '/v1/policy-document', 'admin', { version: 1, include: [include] })).status, include).toBe(400);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('cyclic, deeply nested and key-stuffed documents are refused quickly with 400', async () => {
+    const started = Date.now();
+    const cyclic = await call('POST', '/v1/policies/validate', 'analyst', 'version: 1\nx: &a [ *a ]\n', { 'content-type': 'application/yaml' });
+    expect(cyclic.body).toMatchObject({ valid: false, problems: [{ path: '(document)' }] });
+    const keys = `version: 1\n${Array.from({ length: 40_000 }, (_, i) => `k${i}: 1`).join('\n')}\n`;
+    const stuffed = await call('POST', '/v1/policies/validate', 'analyst', keys, { 'content-type': 'application/yaml' });
+    expect(stuffed.body.valid).toBe(false);
+    const duplicate = await call('POST', '/v1/policies/validate', 'analyst', 'version: 1\nmode: strict\nmode: monitoring\n', { 'content-type': 'application/yaml' });
+    expect(duplicate.body.problems[0]).toMatchObject({ path: 'line 3', message: expect.stringMatching(/"mode" appears twice/) });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const huge = await call('POST', '/v1/policies/validate', 'analyst', `version: 1\n# ${'x'.repeat(1_100_000)}\n`, { 'content-type': 'application/yaml' });
+    expect(huge.status).toBe(413);
+  });
+
+  it('a dry-run with costly patterns is stopped at its deadline while the API keeps answering', async () => {
+    const patterns = Array.from({ length: 8 }, (_, i) => ({ id: `slow_${i}`, regex: `[a-z]{1,64}[a-z]{1,64}${i}!` }));
+    const candidate = { version: 1, policies: [{ id: 'slow', type: 'data_protection', config: { detect: [], patterns, max_scan_bytes: 65_536 } }] };
+    const event = { ...ev('default', 'slow', 'cursor'), content: { input: 'a'.repeat(30_000), output: 'a'.repeat(30_000) } };
+    const started = Date.now();
+    const slow = call('POST', '/v1/dry-run', 'analyst', { event, policies: candidate });
+    const health = await call('GET', '/healthz', null);
+    expect(health.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    const res = await slow;
+    expect(res.status, JSON.stringify(res.body)).toBe(422);
+    expect(res.body.code).toBe('AW_API_DRY_RUN_LIMIT');
+    expect(Date.now() - started).toBeLessThan(8_000);
+    const oversized = await call('POST', '/v1/dry-run', 'analyst', { event: { ...event, content: { input: 'a'.repeat(70_000) } } });
+    expect(oversized.status).toBe(400);
+    expect(oversized.body.message).toMatch(/ingest.max_event_bytes/);
+  }, 30_000);
 });
 
 describe('every route: validation and tenant isolation', () => {
