@@ -1,42 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { Decisions, Severities, type Decision, type Severity } from '../../core/decision.js';
+import { Decisions, Severities } from '../../core/decision.js';
+import type { ReadOnlyQueryResult } from '../../storage/clickhouse/read-only-query.js';
+import type { AuditSearch, VerdictSearch } from '../../storage/clickhouse/search.js';
 import type { AuditRecord, Page, Verdict } from '../../core/records.js';
 import { addRoute, type RouteInfo } from '../route.js';
 import { AgentIdParam, Cursor, Limit, Name, TenantParam, TimeParam } from './params.js';
 
-export interface VerdictQuery {
-  tenant?: string;
-  agent_id?: string;
-  policy_id?: string;
-  policy_type?: string;
-  decision?: Decision;
-  severity?: Severity;
-  from?: number;
-  to?: number;
-  limit: number;
-  cursor?: string | null;
-}
-
-export interface AuditQuery {
-  tenant?: string;
-  agent_id?: string;
-  policy_id?: string;
-  decision?: Decision;
-  from?: number;
-  to?: number;
-  limit: number;
-  cursor?: string | null;
-}
-
+export type VerdictQuery = VerdictSearch;
+export type AuditQuery = AuditSearch;
 /** The answer of `POST /v1/query`. */
-export interface QueryResult {
-  columns: { name: string; type: string }[];
-  rows: Record<string, unknown>[];
-  row_count: number;
-  truncated: boolean;
-  elapsed_ms: number;
-}
+export type QueryResult = ReadOnlyQueryResult;
 
 export interface DataApi {
   verdicts(query: VerdictQuery): Promise<Page<Verdict>>;

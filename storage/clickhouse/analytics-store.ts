@@ -6,13 +6,13 @@ import {
   type Alert,
   type AuditRecord,
   type DeadLetter,
-  type Evidence,
   type Page,
   type Verdict,
 } from '../../core/records.js';
 import { StorageError } from '../errors.js';
 import { assertIdentifier, toStorageError, type ClickHouseClient } from './client.js';
 import { applyMigrations, type MigrationReport } from './migrations.js';
+import { oneOf, parseEvidence, rowToVerdict, toInteger, VERDICT_COLUMNS, type Int64Json, type VerdictRow } from './rows.js';
 
 /** Options of {@link ClickHouseAnalyticsStore}. */
 export interface ClickHouseAnalyticsStoreOptions {
@@ -48,11 +48,7 @@ const ALERT_COLUMNS = `alert_id, tenant, policy_id, policy_type, agent_id, sever
   title, reason, verdict_ids, evidence, atlas, toUnixTimestamp64Milli(updated_at) AS updated_at_ms,
   acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms, source_partition, source_offset, silenced_by, comment`;
 
-const VERDICT_COLUMNS = `verdict_id, event_id, toUnixTimestamp64Milli(time) AS time_ms, tenant, agent_id, agent_name,
-  event_type, policy_id, policy_type, severity, action, decision, would_decide, mode, reason, evidence, atlas, late, exception`;
 
-/** 64-bit integers arrive as JSON strings from a server (output_format_json_quote_64bit_integers=1), numbers from chdb. */
-type Int64Json = number | string;
 
 interface AlertRow {
   alert_id: string;
@@ -79,27 +75,6 @@ interface AlertRow {
   comment: string;
 }
 
-interface VerdictRow {
-  verdict_id: string;
-  event_id: string;
-  time_ms: Int64Json;
-  tenant: string;
-  agent_id: string;
-  agent_name: string;
-  event_type: string;
-  policy_id: string;
-  policy_type: string;
-  severity: string;
-  action: string;
-  decision: string;
-  would_decide: string;
-  mode: string;
-  reason: string;
-  evidence: string;
-  atlas: string[];
-  late: boolean | number;
-  exception: string;
-}
 
 /**
  * {@link AnalyticsStore} on ClickHouse (server or embedded chdb). Every value
@@ -541,58 +516,6 @@ function rowToAlert(row: AlertRow): Alert {
   };
 }
 
-function rowToVerdict(row: VerdictRow): Verdict {
-  return {
-    verdict_id: row.verdict_id,
-    event_id: row.event_id,
-    time: toInteger(row.time_ms, 'verdicts.time'),
-    tenant: row.tenant,
-    agent_id: row.agent_id,
-    agent_name: row.agent_name,
-    event_type: oneOf(ENGINE_ENUMS.event_type, row.event_type, 'verdicts.event_type'),
-    policy_id: row.policy_id,
-    policy_type: row.policy_type,
-    severity: oneOf(ENGINE_ENUMS.severity, row.severity, 'verdicts.severity'),
-    action: oneOf(ENGINE_ENUMS.action, row.action, 'verdicts.action'),
-    decision: oneOf(ENGINE_ENUMS.decision, row.decision, 'verdicts.decision'),
-    would_decide: oneOf(ENGINE_ENUMS.decision, row.would_decide, 'verdicts.would_decide'),
-    mode: oneOf(ENGINE_ENUMS.mode, row.mode, 'verdicts.mode'),
-    reason: row.reason,
-    evidence: parseEvidence(row.evidence, 'verdicts.evidence'),
-    atlas: row.atlas,
-    late: row.late === true || row.late === 1,
-    exception: row.exception,
-  };
-}
-
-function toInteger(value: Int64Json, column: string): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n)) throw badRow(column, value);
-  return n;
-}
-
-function oneOf<const T extends readonly string[]>(allowed: T, value: string, column: string): T[number] {
-  if (!allowed.includes(value)) throw badRow(column, value);
-  return value as T[number];
-}
-
-function parseEvidence(json: string, column: string): Evidence {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch {
-    throw badRow(column, json);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw badRow(column, json);
-  for (const value of Object.values(parsed)) {
-    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw badRow(column, json);
-  }
-  return parsed as Evidence;
-}
-
-function badRow(column: string, value: unknown): StorageError {
-  return new StorageError('AW_STORAGE_BAD_ROW', `unexpected value in ${column}: ${JSON.stringify(value)?.slice(0, 200)}`);
-}
 
 // ---------------------------------------------------------------- filters and cursors
 

@@ -1,8 +1,9 @@
-import { Decisions, PolicyActions, Severities, type Decision, type Severity } from '../../core/decision.js';
+import { Decisions, type Decision, type Severity } from '../../core/decision.js';
 import { EventTypes } from '../../core/event.js';
-import type { AuditRecord, Evidence, Page, Verdict } from '../../core/records.js';
+import type { AuditRecord, Page, Verdict } from '../../core/records.js';
 import { StorageError } from '../errors.js';
 import { assertIdentifier, toStorageError, type ClickHouseClient } from './client.js';
+import { ENFORCEMENT_MODES, oneOf, rowToVerdict, toInteger, VERDICT_COLUMNS, type Int64Json, type VerdictRow } from './rows.js';
 
 // Read-side queries of the analyst API: verdict and audit search, the agents
 // overview. Like the analytics store, every caller value travels as a
@@ -120,33 +121,9 @@ export interface TimeBounds {
 
 // Times leave ClickHouse as epoch-ms integers under distinct aliases: an alias
 // named like its column would shadow the column in WHERE and ORDER BY.
-const VERDICT_COLUMNS = `verdict_id, event_id, toUnixTimestamp64Milli(time) AS time_ms, tenant, agent_id, agent_name,
-  event_type, policy_id, policy_type, severity, action, decision, would_decide, mode, reason, evidence, atlas, late, exception`;
 
 /** 64-bit integers arrive as JSON strings from a server (output_format_json_quote_64bit_integers=1), numbers from chdb. */
-type Int64Json = number | string;
 
-interface VerdictRow {
-  verdict_id: string;
-  event_id: string;
-  time_ms: Int64Json;
-  tenant: string;
-  agent_id: string;
-  agent_name: string;
-  event_type: string;
-  policy_id: string;
-  policy_type: string;
-  severity: string;
-  action: string;
-  decision: string;
-  would_decide: string;
-  mode: string;
-  reason: string;
-  evidence: string;
-  atlas: string[];
-  late: boolean | number;
-  exception: string;
-}
 
 /**
  * Verdicts matching every given filter, newest first (event time DESC, then
@@ -565,29 +542,6 @@ function fitsCursorField(field: CursorField, value: unknown): boolean {
 
 // ---------------------------------------------------------------- rows out
 
-function rowToVerdict(row: VerdictRow): Verdict {
-  return {
-    verdict_id: row.verdict_id,
-    event_id: row.event_id,
-    time: toInteger(row.time_ms, 'verdicts.time'),
-    tenant: row.tenant,
-    agent_id: row.agent_id,
-    agent_name: row.agent_name,
-    event_type: oneOf(EventTypes, row.event_type, 'verdicts.event_type'),
-    policy_id: row.policy_id,
-    policy_type: row.policy_type,
-    severity: oneOf(Severities, row.severity, 'verdicts.severity'),
-    action: oneOf(PolicyActions, row.action, 'verdicts.action'),
-    decision: oneOf(Decisions, row.decision, 'verdicts.decision'),
-    would_decide: oneOf(Decisions, row.would_decide, 'verdicts.would_decide'),
-    mode: oneOf(ENFORCEMENT_MODES, row.mode, 'verdicts.mode'),
-    reason: row.reason,
-    evidence: parseEvidence(row.evidence, 'verdicts.evidence'),
-    atlas: row.atlas,
-    late: row.late === true || row.late === 1,
-    exception: row.exception,
-  };
-}
 
 function rowToAudit(row: AuditRow): AuditRecord {
   return {
@@ -610,33 +564,3 @@ function rowToAudit(row: AuditRow): AuditRecord {
   };
 }
 
-const ENFORCEMENT_MODES = ['monitoring', 'strict'] as const;
-
-function toInteger(value: Int64Json, column: string): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n)) throw badRow(column, value);
-  return n;
-}
-
-function oneOf<const T extends readonly string[]>(allowed: T, value: string, column: string): T[number] {
-  if (!allowed.includes(value)) throw badRow(column, value);
-  return value as T[number];
-}
-
-function parseEvidence(json: string, column: string): Evidence {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch {
-    throw badRow(column, json);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw badRow(column, json);
-  for (const value of Object.values(parsed)) {
-    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw badRow(column, json);
-  }
-  return parsed as Evidence;
-}
-
-function badRow(column: string, value: unknown): StorageError {
-  return new StorageError('AW_STORAGE_BAD_ROW', `unexpected value in ${column}: ${JSON.stringify(value)?.slice(0, 200)}`);
-}
