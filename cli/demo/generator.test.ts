@@ -85,7 +85,7 @@ function ratedTimes(events: readonly AgentEventInput[], type?: string): number[]
  * judged by the real engine on the memory store, as the embedded pipeline
  * judges them: baselines, learning periods and all.
  */
-function judge(events: readonly AgentEventInput[]): Map<string, Map<string, Verdict[]>> {
+async function judge(events: readonly AgentEventInput[]): Promise<Map<string, Map<string, Verdict[]>>> {
   const document = loadPolicyFile(fileURLToPath(new URL('../../policies/default.yaml', import.meta.url)));
   const engine = new PolicyEngine(document, defaultRegistry);
   const store = new MemoryStateStore();
@@ -101,6 +101,9 @@ function judge(events: readonly AgentEventInput[]): Map<string, Map<string, Verd
       byPolicy.set(v.policy_id, [...(byPolicy.get(v.policy_id) ?? []), v]);
       fired.set(v.agent_id, byPolicy);
     }
+    // A day takes tens of seconds: give the event loop a turn so the test
+    // runner's RPC with this worker does not time out.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   return fired;
 }
@@ -261,9 +264,9 @@ describe('DemoTelemetry', () => {
   describe('through the default policies', () => {
     // The whole day judged by the real engine (see judge).
     let fired = new Map<string, Map<string, Verdict[]>>();
-    beforeAll(() => {
-      fired = judge(wholeDay);
-    });
+    beforeAll(async () => {
+      fired = await judge(wholeDay);
+    }, 120_000);
     const expected = Object.fromEntries(DEMO_ATTACK_AGENTS.map((a) => [a.id, [a.policyId]]));
 
     it('each attack agent trips exactly its own policy, again and again; no normal agent trips any', () => {
@@ -282,10 +285,10 @@ describe('DemoTelemetry', () => {
     // Other seeds draw other fleets (products, repositories, paces) and other
     // attack timings: the rule holds for them too, on another weekday.
     // A whole day of every policy takes ~15 s on a quiet 2-core machine: room for a busy one.
-    it.each([2, 3])('holds for seed %i as well, over a whole day', { timeout: 120_000 }, (seed) => {
+    it.each([2, 3])('holds for seed %i as well, over a whole day', { timeout: 120_000 }, async (seed) => {
       const start = demoStartTime(Date.UTC(2026, 2, 3 + seed, 12), ZONE);
       const day = new DemoTelemetry({ seed, start, timezone: ZONE }).eventsUntil(start + 10 * HOUR);
-      expect(trippedPolicies(judge(day))).toEqual(expected);
+      expect(trippedPolicies(await judge(day))).toEqual(expected);
     });
 
     it('decides what each policy type decides: escalations, throttles and blocks', () => {
