@@ -283,6 +283,11 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       });
   const readPolicyFile = (loaded: LoadedPolicies) => ({ path: policyPath, text: readFileSync(policyPath, 'utf8'), loaded });
   if (policyAdmin !== undefined) await policyAdmin.init(readPolicyFile(initialPolicies));
+  // Republished hourly, so the topic holds the version in force however short its retention; workers ignore a version they have.
+  const republish = setInterval(() => {
+    policyAdmin?.publishCurrent().catch((error: unknown) => log('detectors').error({ err: error }, 'republishing the policy version failed; retrying in an hour'));
+  }, 3_600_000);
+  republish.unref();
   // Every worker process reads every version (its own group, from the start of the topic); the last one wins.
   let policySubscription: Subscription | undefined;
   if (stages.has('worker')) {
@@ -534,6 +539,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       ready = false;
       if (watching) for (const file of policyFiles) unwatchFile(file, onPolicyFileChange);
       clearInterval(sweep);
+      clearInterval(republish);
       await app.close();
       // Finish what is in flight: judge queued events, then make every row durable.
       if (bus instanceof InProcessBus) await bus.drained();
