@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { AgentwatchError } from '../core/errors.js';
 import { problemsFromZod } from '../core/validation.js';
 import { ApiKeySchema } from '../api/auth.js';
+import { PrivacyConfigSchema, RetentionConfigSchema } from '../storage/clickhouse/retention.js';
 
 /** agentwatch configuration: one schema, parsed once at start, frozen. */
 export const ConfigSchema = z.strictObject({
@@ -106,6 +107,10 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Retention per data class (public, pii, phi), applied as ClickHouse TTLs at start; see docs/retention.md. */
+  retention: RetentionConfigSchema.prefault({}),
+  /** What of agents' payloads is stored and exported: `store_raw_payloads` (default false), `redact_outputs` (default true). */
+  privacy: PrivacyConfigSchema.prefault({}),
   storage: z
     .strictObject({
       /** Rows per ClickHouse insert, at most. @default 10000 */

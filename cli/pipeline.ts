@@ -35,6 +35,8 @@ import { createClickHouseClient, type ClickHouseClient } from '../storage/clickh
 import { applyMigrations } from '../storage/clickhouse/migrations.js';
 import { ClickHousePolicyVersionStore } from '../storage/clickhouse/policy-versions.js';
 import { ClickHouseSilenceStore } from '../storage/clickhouse/silence-store.js';
+import { applyRetention, deadLetterSanitizer } from '../storage/clickhouse/retention.js';
+import { compileDataProtection, DataProtectionConfigSchema, redactText } from '../detectors/types/data-protection.js';
 import { QueryInvalid, QueryLimitExceeded, QueryRefused, runReadOnlyQuery } from '../storage/clickhouse/read-only-query.js';
 import { getAgent, listAgents, searchAudit, searchVerdicts, verdictsByIds } from '../storage/clickhouse/search.js';
 import { buildAlertsApi } from './alerts-api.js';
@@ -133,7 +135,13 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     dataDir: path.resolve(config.data_dir),
   });
   await applyMigrations(client, config.clickhouse.database);
-  const store = new ClickHouseAnalyticsStore(client, config.clickhouse.database);
+  const retention = await applyRetention(client, config.clickhouse.database, config.retention);
+  log('storage').info({ retention: retention.map((c) => ({ table: c.table, class: c.dataClass, ttl: c.ttl, outcome: c.outcome })) }, 'retention applied');
+  // Stored payloads are redacted with data_protection's built-in detectors.
+  const redaction = compileDataProtection(DataProtectionConfigSchema.parse({}));
+  const privacy = { ...config.privacy, redactText: (text: string) => redactText(text, redaction) };
+  const store = new ClickHouseAnalyticsStore(client, config.clickhouse.database, { privacy });
+  const sanitizeDeadLetter = deadLetterSanitizer(privacy);
   log('storage').info({ engine: config.clickhouse.url === undefined ? 'embedded chdb' : 'server', database: config.clickhouse.database }, 'analytics store ready');
 
   const storageLog = log('storage');
@@ -149,7 +157,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   const eventsWriter = writer<AgentEvent>('events', (rows) => store.insertEvents(rows));
   const verdictsWriter = writer<Verdict>('verdicts', (rows) => store.insertVerdicts(rows));
   const auditWriter = writer<AuditRecord>('audit_log', (rows) => store.insertAudit(rows));
-  const deadLetterWriter = writer<DeadLetter>('dead_letters', (rows) => store.insertDeadLetters(rows));
+  const deadLetterWriter = writer<DeadLetter>('dead_letters', (rows) => store.insertDeadLetters(rows.map(sanitizeDeadLetter)));
   const alertsWriter = writer<Alert>('alerts', (rows) => store.upsertAlerts(rows), (a) => a.alert_id);
   const writers = [eventsWriter, verdictsWriter, auditWriter, deadLetterWriter, alertsWriter];
 

@@ -190,6 +190,30 @@ describe('migrations', () => {
     }
   });
 
+  it('0007 adds events.content_input and content_output; events stored before it read back with ""', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'aw-migrations-'));
+    const fresh = await openTestStore({ migrate: false });
+    try {
+      for (const m of (await loadMigrations(defaultMigrationsDir())).filter((m) => m.version < 7)) {
+        const name = `${String(m.version).padStart(4, '0')}_${m.name}.sql`;
+        await copyFile(path.join(defaultMigrationsDir(), name), path.join(dir, name));
+      }
+      await applyMigrations(fresh.client, fresh.database, { dir });
+      await fresh.client.insert({
+        table: `${fresh.database}.events`,
+        values: [{ event_id: 'old-e', time: 1_700_000_000_000, tenant: 'upgrade', agent_id: 'a', type: 'auth' }],
+        format: 'JSONEachRow',
+      });
+      expect((await fresh.store.applyMigrations()).applied).toContain(7);
+      expect(
+        await rows('SELECT event_id, content_input, content_output FROM {db}.events', {}, fresh.client, fresh.database),
+      ).toEqual([{ event_id: 'old-e', content_input: '', content_output: '' }]);
+    } finally {
+      await fresh.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('does not record a failed migration, resumes after the fix, and refuses an edited applied file', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'aw-migrations-'));
     const fresh = await openTestStore({ migrate: false });
@@ -221,7 +245,7 @@ describe('migrations', () => {
 });
 
 describe('round trips', () => {
-  it('stores every event field except content, with exact millisecond times', async () => {
+  it('stores every event field except content (by default), with exact millisecond times', async () => {
     const full: AgentEvent = {
       event_id: 'evt-full',
       time: 1_700_000_000_123,
@@ -256,6 +280,7 @@ describe('round trips', () => {
     });
     expect(stored.map((row) => ({ ...row, time_ms: Number(row.time_ms) }))).toEqual(expected);
     expect(JSON.stringify(stored)).not.toContain('secret');
+    expect(stored[0]).toMatchObject({ content_input: '', content_output: '' });
     expect(stored[0]).toMatchObject({ attributes: { region: 'eu', retries: '2', cached: 'true' }, mcp_trust_score: 42.5, network_port: 443 });
   });
 

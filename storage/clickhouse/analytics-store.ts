@@ -12,6 +12,7 @@ import {
 import { StorageError } from '../errors.js';
 import { assertIdentifier, toStorageError, type ClickHouseClient } from './client.js';
 import { applyMigrations, type MigrationReport } from './migrations.js';
+import { assertEventPrivacy, DEFAULT_PRIVACY, storedContent, type StoragePrivacy } from './retention.js';
 import { oneOf, parseEvidence, rowToVerdict, toInteger, VERDICT_COLUMNS, type Int64Json, type VerdictRow } from './rows.js';
 
 /** Options of {@link ClickHouseAnalyticsStore}. */
@@ -27,6 +28,14 @@ export interface ClickHouseAnalyticsStoreOptions {
    * @default true
    */
   closeClient?: boolean;
+  /**
+   * What of an event's `content` `insertEvents` stores (columns
+   * `content_input`, `content_output`; see `PrivacyConfigSchema` in
+   * retention.ts). With `store_raw_payloads` and `redact_outputs` both on,
+   * `redactText` is required.
+   * @default { store_raw_payloads: false, redact_outputs: true } (content not stored)
+   */
+  privacy?: StoragePrivacy;
 }
 
 /** Largest page `listAlerts` and `listVerdicts` return; a guard against unbounded reads, not a UX limit. */
@@ -86,12 +95,18 @@ export class ClickHouseAnalyticsStore implements AnalyticsStore {
   readonly #client: ClickHouseClient;
   readonly #db: string;
   readonly #options: ClickHouseAnalyticsStoreOptions;
+  readonly #privacy: StoragePrivacy;
 
-  /** @throws StorageError `AW_STORAGE_INVALID_CONFIG` when `database` is not a plain identifier. */
+  /**
+   * @throws StorageError `AW_STORAGE_INVALID_CONFIG` when `database` is not a plain identifier,
+   *   or `privacy` asks for redacted payloads without a `redactText`.
+   */
   constructor(client: ClickHouseClient, database: string, options: ClickHouseAnalyticsStoreOptions = {}) {
     this.#client = client;
     this.#db = assertIdentifier(database);
     this.#options = { ...options };
+    this.#privacy = Object.freeze({ ...(options.privacy ?? DEFAULT_PRIVACY) });
+    assertEventPrivacy(this.#privacy);
   }
 
   /** Applies pending migrations; see {@link applyMigrations}. */
@@ -105,7 +120,8 @@ export class ClickHouseAnalyticsStore implements AnalyticsStore {
   }
 
   insertEvents(events: readonly AgentEvent[]): Promise<void> {
-    return this.#insertCompact('events', EVENT_COLUMNS, events.map(eventValues));
+    const privacy = this.#privacy;
+    return this.#insertCompact('events', eventColumns(privacy), events.map((event) => eventValues(event, privacy)));
   }
 
   insertVerdicts(verdicts: readonly Verdict[]): Promise<void> {
@@ -359,7 +375,7 @@ export class ClickHouseAnalyticsStore implements AnalyticsStore {
 
 // ---------------------------------------------------------------- rows in
 
-/** Columns of an `events` row, in the order of {@link eventValues}. */
+/** Columns of an `events` row, in the order of {@link eventValues}, without the content columns. */
 const EVENT_COLUMNS = [
   'event_id', 'time', 'tenant', 'agent_id', 'agent_name', 'agent_type', 'agent_version', 'type', 'action', 'resource',
   'source_ip', 'source_host', 'source_user', 'tool_name', 'tool_server', 'tool_version', 'mcp_server_id', 'mcp_url',
@@ -367,16 +383,29 @@ const EVENT_COLUMNS = [
   'network_domain', 'network_url', 'network_method', 'network_ip', 'network_port', 'outcome', 'duration_ms', 'attributes',
 ] as const satisfies readonly [string, ...string[]];
 
+/** {@link EVENT_COLUMNS} and the content columns of migration 0007. */
+const EVENT_COLUMNS_WITH_CONTENT = [...EVENT_COLUMNS, 'content_input', 'content_output'] as const;
+
+/**
+ * The columns `insertEvents` writes. The content columns are named only when
+ * payloads are stored: otherwise their DEFAULT '' fills them, rows carry two
+ * fewer values, and the insert works on a schema from before 0007 too.
+ */
+function eventColumns(privacy: StoragePrivacy): readonly [string, ...string[]] {
+  return privacy.store_raw_payloads ? EVENT_COLUMNS_WITH_CONTENT : EVENT_COLUMNS;
+}
+
 const NO_STRINGS: readonly string[] = [];
 const NO_ATTRIBUTES: Readonly<Record<string, string>> = {};
 
 /**
- * Flattens an event into an `events` row (values in {@link EVENT_COLUMNS} order).
- * `content` is dropped (prompts and responses are not stored); absent optional
+ * Flattens an event into an `events` row (values in {@link eventColumns} order).
+ * `content` is stored only as `privacy` says (not at all unless
+ * `store_raw_payloads`, redacted when `redact_outputs`: `storedContent`); absent optional
  * text becomes '' so the columns need no Nullable; attribute values become
  * strings for the Map column.
  */
-function eventValues(event: AgentEvent): unknown[] {
+function eventValues(event: AgentEvent, privacy: StoragePrivacy): unknown[] {
   const { agent, source, tool, mcp, key, network } = event;
   let attributes = NO_ATTRIBUTES;
   if (event.attributes !== undefined) {
@@ -384,7 +413,7 @@ function eventValues(event: AgentEvent): unknown[] {
     for (const name in event.attributes) out[name] = String(event.attributes[name]);
     attributes = out;
   }
-  return [
+  const values: unknown[] = [
     event.event_id,
     event.time,
     event.tenant,
@@ -418,12 +447,18 @@ function eventValues(event: AgentEvent): unknown[] {
     event.duration_ms ?? null,
     attributes,
   ];
+  if (privacy.store_raw_payloads) values.push(...storedContent(event, privacy));
+  return values;
 }
 
-/** An `events` row as an object (column → value), for tests and tools. */
-export function eventToRow(event: AgentEvent): Record<string, unknown> {
-  const values = eventValues(event);
-  return Object.fromEntries(EVENT_COLUMNS.map((column, i) => [column, values[i]]));
+/**
+ * An `events` row as an object (column → value), as stored under `privacy`
+ * (the store's option), content columns included; for tests and tools.
+ */
+export function eventToRow(event: AgentEvent, privacy: StoragePrivacy = DEFAULT_PRIVACY): Record<string, unknown> {
+  const values = eventValues(event, privacy);
+  const row = Object.fromEntries(eventColumns(privacy).map((column, i) => [column, values[i]]));
+  return { ...row, content_input: row.content_input ?? '', content_output: row.content_output ?? '' };
 }
 
 // Records are copied field by field rather than spread: a caller's object may
