@@ -7,6 +7,7 @@ import type { AlertUpdate } from './alert-book.js';
 import { AlertService, MAX_BULK_ACKNOWLEDGE, type AlertServiceDeps } from './alert-service.js';
 import { AlertingError } from './errors.js';
 import { isSilenceActive, isSilenceOver } from './silences.js';
+import type { AlertSink } from './sinks/log-sink.js';
 
 const HOUR = 3_600_000;
 const T0 = 1_700_000_000_000;
@@ -71,7 +72,7 @@ class MemorySilenceStore implements SilenceStore {
 }
 
 /** The alerter's surroundings: a bus that hands batches over on demand, an alert table, a silence store, a recording sink. */
-function harness(shared: { alerts?: Map<string, Alert>; silences?: MemorySilenceStore } = {}) {
+function harness(shared: { alerts?: Map<string, Alert>; silences?: MemorySilenceStore; sinks?: AlertSink[] } = {}) {
   const alerts = shared.alerts ?? new Map<string, Alert>();
   const silences = shared.silences ?? new MemorySilenceStore();
   const notified: AlertUpdate[] = [];
@@ -109,7 +110,7 @@ function harness(shared: { alerts?: Map<string, Alert>; silences?: MemorySilence
       counters.lookups++;
       return ids.flatMap((id) => (alerts.has(id) ? [alerts.get(id) as Alert] : []));
     },
-    sinks: [{ name: 'recorder', notify: (u) => void notified.push(u) }],
+    sinks: [{ name: 'recorder', notify: (u) => void notified.push(u) }, ...(shared.sinks ?? [])],
     logger: pino({ level: 'silent' }),
     clock: () => now,
     silenceReloadMs: 0,
@@ -309,5 +310,38 @@ describe('AlertService acknowledge and resolve', () => {
     const resolved = await h.service.resolve(id('a1'), 'ana', 'acme', 'false positive');
     expect(resolved).toMatchObject({ status: 'resolved', comment: 'false positive' });
     expect(h.alerts.get(id('a1'))).toEqual(resolved);
+  });
+});
+
+describe('AlertService and sinks that store what they notify', () => {
+  it('tells muted changes to silenced(), and commits a batch only once the sinks are durable', async () => {
+    const calls: string[] = [];
+    let failDurable = false;
+    const sink: AlertSink = {
+      name: 'outbox',
+      notify: (u) => void calls.push(`notify:${u.change}`),
+      silenced: (u) => void calls.push(`silenced:${u.change}`),
+      durable: async () => {
+        calls.push('durable');
+        if (failDurable) throw new Error('outbox down');
+      },
+    };
+    const h = harness({ sinks: [sink] });
+    await h.service.start();
+    await h.deliver(verdict());
+    expect(calls).toEqual(['notify:opened', 'durable']);
+
+    await h.service.addSilence(silenceInput, 'ana');
+    await h.deliver(verdict());
+    expect(calls.slice(2)).toEqual(['silenced:bumped', 'durable']);
+
+    // The bus redelivers a batch whose handler rejects: its offsets are not committed.
+    failDurable = true;
+    await expect(h.deliver(verdict({ policy_id: 'other' }))).rejects.toThrow('outbox down');
+    // A change by hand is stored already; the caller is not failed for the outbox.
+    const [open] = [...h.alerts.values()].filter((a) => a.policy_id === 'other');
+    await expect(h.service.acknowledge(open?.alert_id ?? '', 'ana')).resolves.toMatchObject({ status: 'acknowledged' });
+    expect(calls.slice(-2)).toEqual(['notify:acknowledged', 'durable']);
+    await h.service.stop();
   });
 });

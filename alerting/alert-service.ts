@@ -125,13 +125,17 @@ export class AlertService {
           changed.push(update.alert);
           if (update.alert.silenced_by !== '') {
             this.stats.silenced++;
+            this.tellSilenced(update);
             continue;
           }
           await this.notify(update);
         }
         if (changed.length > 0) this.deps.persist(changed);
-        // Offsets are committed when this returns: only once the alert versions are durable.
+        // Offsets are committed when this returns: only once the alert versions
+        // are durable, and the notifications the sinks took (a rejection here
+        // redelivers the batch; a delivery sink keeps what it could not write).
         await this.deps.durable();
+        await this.sinksDurable();
       },
     );
   }
@@ -192,6 +196,7 @@ export class AlertService {
       this.deps.persist(updates.map((u) => u.alert));
       await this.deps.flush();
       for (const update of updates) await this.notify(update);
+      await this.sinksDurableOrLog();
     }
     return results;
   }
@@ -303,7 +308,36 @@ export class AlertService {
     this.deps.persist([update.alert]);
     await this.deps.flush();
     await this.notify(update);
+    await this.sinksDurableOrLog();
     return update.alert;
+  }
+
+  /** Tells the sinks that track alerts of a change a silence muted. */
+  private tellSilenced(update: AlertUpdate): void {
+    for (const sink of this.deps.sinks) {
+      try {
+        sink.silenced?.(update);
+      } catch (error) {
+        this.deps.logger.error({ err: error, sink: sink.name, alert_id: update.alert.alert_id }, 'alert sink failed');
+      }
+    }
+  }
+
+  private async sinksDurable(): Promise<void> {
+    for (const sink of this.deps.sinks) await sink.durable?.();
+  }
+
+  /**
+   * After a change by hand the alert is stored already: a sink that cannot
+   * write its notifications now must not fail the caller's request. It keeps
+   * them and writes them with its next batch.
+   */
+  private async sinksDurableOrLog(): Promise<void> {
+    try {
+      await this.sinksDurable();
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'storing alert notifications failed; retrying with the next change');
+    }
   }
 
   private async notify(update: AlertUpdate): Promise<void> {

@@ -11,6 +11,12 @@ export const AlertingErrorCodes = [
   'AW_ALERTING_FORBIDDEN',
   /** A bulk change named more alerts than it may. */
   'AW_ALERTING_TOO_MANY_IDS',
+  /**
+   * One attempt to deliver a notification failed: a network error, a timeout
+   * or a refusing status. `retriable` tells the delivery loop whether to try
+   * again (5xx, 408, 425, 429, network) or to dead-letter now (other statuses).
+   */
+  'AW_ALERTING_DELIVERY_FAILED',
 ] as const;
 export type AlertingErrorCode = (typeof AlertingErrorCodes)[number];
 

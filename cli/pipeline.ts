@@ -10,6 +10,8 @@ import { buildTopics, type PublishedPolicyVersion, type Topics } from '../core/t
 import { AgentwatchError } from '../core/errors.js';
 import { AlertService } from '../alerting/alert-service.js';
 import { LogAlertSink } from '../alerting/sinks/log-sink.js';
+import { DeliveryService } from '../alerting/delivery.js';
+import { ClickHouseDeliveryStore } from '../storage/clickhouse/delivery-store.js';
 import { buildApp, type ApiApp } from '../api/app.js';
 import { ApiKeyRing, resolveApiKeys } from '../api/auth.js';
 import { ApiError } from '../api/errors.js';
@@ -211,14 +213,19 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     },
     clock,
   });
+  const deliveryStore = new ClickHouseDeliveryStore(client, config.clickhouse.database);
+  const activeAlerts = stages.has('alerter') ? await store.loadActiveAlerts() : [];
+  const delivery = !stages.has('alerter')
+    ? undefined
+    : new DeliveryService({ store: deliveryStore, config: config.delivery, logger: log('delivery'), activeAlerts, clock });
   const alerts = !stages.has('alerter') ? undefined : new AlertService({
     bus,
     topics,
-    activeAlerts: await store.loadActiveAlerts(),
+    activeAlerts,
     persist: (rows) => alertsWriter.add(rows),
     flush: () => alertsWriter.flush(),
     durable: () => alertsWriter.durable(),
-    sinks: [new LogAlertSink(log('alerting'))],
+    sinks: [new LogAlertSink(log('alerting')), ...(delivery === undefined ? [] : [delivery])],
     logger: log('alerting'),
     silences: new ClickHouseSilenceStore(client, config.clickhouse.database),
     storedAlerts: async (ids) => {
@@ -316,6 +323,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   }
 
   await worker?.start();
+  await delivery?.start();
   await alerts?.start();
   // ---------------------------------------------------------------- API
   let ready = false;
@@ -554,6 +562,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       await worker?.stop();
       await policySubscription?.stop();
       await alerts?.stop();
+      await delivery?.stop();
       await deadLetterSubscription?.stop();
       await bus.close();
       for (const w of writers) await w.close();

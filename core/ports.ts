@@ -181,3 +181,68 @@ export interface CapabilityHistoryFilter {
   to?: number;
   limit: number;
 }
+
+// ---------------------------------------------------------------- alert deliveries
+
+/** Kinds of delivery sink (alerting/delivery-config.ts). */
+export const DeliverySinkKinds = ['webhook', 'alertmanager', 'slack'] as const;
+export type DeliverySinkKind = (typeof DeliverySinkKinds)[number];
+
+/** Why a notification is sent: an alert change, or a reminder while it stays open. */
+export const DeliveryChanges = ['opened', 'escalated', 'resolved', 'reminder'] as const;
+export type DeliveryChange = (typeof DeliveryChanges)[number];
+
+/**
+ * `pending`: to be sent (again) at `next_attempt_at`; `delivered`: a receiver
+ * accepted it (never sent again); `failed`: dead-lettered after its last
+ * attempt or a refusal retrying cannot fix.
+ */
+export const DeliveryStatuses = ['pending', 'delivered', 'failed'] as const;
+export type DeliveryStatus = (typeof DeliveryStatuses)[number];
+
+/**
+ * One notification of one alert to one sink: the outbox row of the
+ * `alert_deliveries` table. Every state change writes the whole row again
+ * with a higher `version`.
+ */
+export interface AlertDelivery {
+  /** Deterministic from alert id, change and sink (alerting/delivery-plan.ts); sent as the `Idempotency-Key`. */
+  notification_id: string;
+  alert_id: string;
+  tenant: string;
+  /** The configured sink's name. */
+  sink: string;
+  sink_kind: DeliverySinkKind;
+  change: DeliveryChange;
+  /** The alert as it was when the notification was made: what every attempt sends. */
+  alert: Alert;
+  status: DeliveryStatus;
+  /** Attempts finished (a response or an error); an attempt cut short by a crash is not counted. */
+  attempts: number;
+  /** Why the latest attempt failed ('' when none); never holds the sink's URL or headers. */
+  last_error: string;
+  /** When the notification was made (epoch ms). */
+  created_at: number;
+  /** When the next attempt is due (epoch ms); meaningful while pending. */
+  next_attempt_at: number;
+  /** When a receiver accepted it (epoch ms); 0 until then. */
+  delivered_at: number;
+  /** When this version of the row was written (epoch ms). */
+  updated_at: number;
+  /** Row version for the replacing engine: 1 when made, one more per attempt. */
+  version: number;
+}
+
+/** Durable outbox of alert notifications (ClickHouse `alert_deliveries`, migration 0006). */
+export interface DeliveryStore {
+  /** Writes the current version of each delivery (the highest `version` wins). */
+  upsertDeliveries(deliveries: readonly AlertDelivery[]): Promise<void>;
+  /** The stored state of the given notifications; ids not stored are absent. */
+  getDeliveries(notificationIds: readonly string[]): Promise<AlertDelivery[]>;
+  /** Pending deliveries, the earliest due first. */
+  pendingDeliveries(limit: number): Promise<AlertDelivery[]>;
+  /** The newest delivery of each (alert, sink) of the given alerts: when each sink was last told, for reminders after a restart. */
+  latestDeliveries(alertIds: readonly string[]): Promise<AlertDelivery[]>;
+  /** One alert's deliveries, newest first; `tenant`, when given, must own the alert. */
+  deliveriesFor(alertId: string, tenant?: string): Promise<AlertDelivery[]>;
+}

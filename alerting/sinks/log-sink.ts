@@ -1,10 +1,19 @@
 import type { Logger } from 'pino';
 import type { AlertUpdate } from '../alert-book.js';
 
-/** Where alert notifications go. Delivery sinks (webhooks, Alertmanager, Slack) implement the same interface. */
+/** Where alert notifications go. Delivery (alerting/delivery.ts: webhooks, Alertmanager, Slack) implements the same interface. */
 export interface AlertSink {
   readonly name: string;
+  /** An alert change to notify: every change a silence did not mute, bumps and acknowledgements included. */
   notify(update: AlertUpdate): Promise<void> | void;
+  /** A change a silence muted (`alert.silenced_by` set), told instead of `notify` to sinks that track alerts (reminders stop while muted). */
+  silenced?(update: AlertUpdate): void;
+  /**
+   * Resolves once what `notify` took is durable. The alerter awaits it
+   * before committing the verdicts behind the changes, so a crash cannot
+   * lose a notification; a rejection makes the bus deliver the batch again.
+   */
+  durable?(): Promise<void>;
 }
 
 /**

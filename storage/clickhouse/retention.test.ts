@@ -50,7 +50,7 @@ describe('retention config', () => {
     expect(config).toEqual({
       default_retention: '400d',
       classes: {},
-      tables: { events: 'pii', dead_letters: 'pii', verdicts: 'pii', alerts: 'pii', capability_history: 'pii', audit_log: 'public' },
+      tables: { events: 'pii', dead_letters: 'pii', verdicts: 'pii', alerts: 'pii', capability_history: 'pii', audit_log: 'public', alert_deliveries: 'pii' },
     });
     expect(planRetention(config).map((t) => [t.table, t.dataClass, t.ttl])).toEqual([
       ['events', 'pii', 'time + toIntervalDay(400)'],
@@ -59,6 +59,7 @@ describe('retention config', () => {
       ['alerts', 'pii', 'updated_at + toIntervalDay(400)'],
       ['capability_history', 'pii', 'time + toIntervalDay(400)'],
       ['audit_log', 'public', 'evaluated_at + toIntervalDay(400)'],
+      ['alert_deliveries', 'pii', 'created_at + toIntervalDay(400)'],
     ]);
   });
 
@@ -224,6 +225,7 @@ describe('applyRetention on ClickHouse', () => {
       ['alerts', 'set', 'updated_at + toIntervalDay(30)'],
       ['capability_history', 'set', 'time + toIntervalDay(30)'],
       ['audit_log', 'set', 'evaluated_at + toIntervalDay(400)'],
+      ['alert_deliveries', 'set', 'created_at + toIntervalDay(30)'],
     ]);
     expect(await showCreate('events')).toMatch(/\nTTL time \+ toIntervalDay\(30\)\n/);
     expect(await showCreate('audit_log')).toMatch(/\nTTL evaluated_at \+ toIntervalDay\(400\)\n/);
@@ -232,7 +234,7 @@ describe('applyRetention on ClickHouse', () => {
     expect(await showCreate('silences')).not.toMatch(/\bTTL\b/);
 
     const again = await applyRetention(t.client, t.database, retention({ classes: { pii: '30d' } }));
-    expect(again.map((c) => c.outcome)).toEqual(Array(6).fill('unchanged'));
+    expect(again.map((c) => c.outcome)).toEqual(Array(7).fill('unchanged'));
 
     const changed = await applyRetention(t.client, t.database, retention({ classes: { pii: '30d', public: 'forever' }, tables: { events: 'phi' }, default_retention: '7y' }));
     expect(Object.fromEntries(changed.map((c) => [c.table, [c.outcome, c.previous, c.ttl]]))).toMatchObject({
@@ -247,8 +249,8 @@ describe('applyRetention on ClickHouse', () => {
     // Removing again is a no-op rather than ClickHouse's "no TTL to remove" error.
     const forever = retention({ default_retention: 'forever' });
     await applyRetention(t.client, t.database, forever);
-    expect((await applyRetention(t.client, t.database, forever)).map((c) => c.outcome)).toEqual(Array(6).fill('unchanged'));
-    expect([...(await currentTtls(t.client, t.database)).values()]).toEqual(Array(6).fill(null));
+    expect((await applyRetention(t.client, t.database, forever)).map((c) => c.outcome)).toEqual(Array(7).fill('unchanged'));
+    expect([...(await currentTtls(t.client, t.database)).values()]).toEqual(Array(7).fill(null));
   });
 
   it('drops rows older than the retention once the TTL is materialised, and keeps the rest', async () => {

@@ -36,6 +36,8 @@ export type DataClass = (typeof DATA_CLASSES)[number];
  *   verifies from its first retained link (by event time, a late event's row
  *   would expire before its neighbours and leave a hole in the chain).
  *
+ * - `alert_deliveries`: notification outbox with alert snapshots: pii, age from `created_at`.
+ *
  * Never expiring, by design, and so absent here: `policy_versions` (the rules
  * every retained audit row was judged by; audit rows name their version),
  * `silences` (a handful of rows that explain `alerts.silenced_by`) and
@@ -48,6 +50,7 @@ export const RETENTION_TABLES = {
   alerts: { timeColumn: 'updated_at', defaultClass: 'pii' },
   capability_history: { timeColumn: 'time', defaultClass: 'pii' },
   audit_log: { timeColumn: 'evaluated_at', defaultClass: 'public' },
+  alert_deliveries: { timeColumn: 'created_at', defaultClass: 'pii' },
 } as const satisfies Record<string, { timeColumn: string; defaultClass: DataClass }>;
 export type RetentionTable = keyof typeof RETENTION_TABLES;
 
@@ -140,6 +143,7 @@ export const RetentionConfigSchema = z.strictObject({
       capability_history: DataClassSchema.default(RETENTION_TABLES.capability_history.defaultClass),
       /** @default "public" */
       audit_log: DataClassSchema.default(RETENTION_TABLES.audit_log.defaultClass),
+      alert_deliveries: DataClassSchema.default(RETENTION_TABLES.alert_deliveries.defaultClass),
     })
     .prefault({}),
 });
