@@ -1,6 +1,6 @@
 import type { AlertService } from '../alerting/alert-service.js';
 import { AlertingError } from '../alerting/errors.js';
-import type { AnalyticsStore } from '../core/ports.js';
+import type { AnalyticsStore, DeliveryStore } from '../core/ports.js';
 import type { Alert, Verdict } from '../core/records.js';
 import { ApiError, type ApiErrorCode } from '../api/errors.js';
 import type { AlertCaller, AlertsApi, BulkAckResult, SilenceView } from '../api/routes/alerts.js';
@@ -12,6 +12,7 @@ export interface AlertsApiDeps {
   /** Writes pending alert versions (so reads see the latest). */
   flushAlerts: () => Promise<void>;
   verdictsByIds: (ids: readonly string[], tenant: string, within: { from: number; to: number }) => Promise<Verdict[]>;
+  deliveries: DeliveryStore;
   /** Base URL of the alerter process, for API processes without the alerting stage. */
   alerterUrl: string | undefined;
 }
@@ -77,6 +78,7 @@ export function buildAlertsApi(deps: AlertsApiDeps): AlertsApi {
       return store.getAlert(id, tenant);
     },
     verdicts: (ids, tenant, within) => deps.verdictsByIds(ids, tenant, within),
+    deliveries: async (alertId, tenant) => (await deps.deliveries.deliveriesFor(alertId, tenant)).map(({ alert: _alert, ...rest }) => rest),
     acknowledge: (id, caller) =>
       service === undefined
         ? forward<Alert>('POST', `/v1/alerts/${encodeURIComponent(id)}/ack`, caller, { by: caller.by })

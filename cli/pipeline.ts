@@ -437,6 +437,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
         return verdictsByIds(client, db, ids, tenant, within);
       },
       alerterUrl: config.alerter_url,
+      deliveries: deliveryStore,
     }),
     ...(policiesApi === undefined ? {} : { policies: policiesApi }),
     data: dataApi,

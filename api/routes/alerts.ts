@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { Severities } from '../../core/decision.js';
-import type { AlertFilter } from '../../core/ports.js';
+import type { AlertDelivery, AlertFilter } from '../../core/ports.js';
 import { AlertStatuses, type Alert, type Page, type Verdict } from '../../core/records.js';
 import { ApiError } from '../errors.js';
 import { addRoute, type RouteInfo } from '../route.js';
@@ -56,6 +56,8 @@ export interface AlertsApi {
   get(alertId: string, tenant?: string): Promise<Alert | null>;
   /** Verdicts by id (an alert's samples), confined to `tenant` when given. */
   verdicts(ids: readonly string[], tenant: string, within: { from: number; to: number }): Promise<Verdict[]>;
+  /** Delivery status of the alert's notifications, per sink (without the alert snapshots). */
+  deliveries(alertId: string, tenant: string): Promise<Omit<AlertDelivery, 'alert'>[]>;
   /** Throws ApiError NOT_FOUND / CONFLICT as appropriate. */
   acknowledge(alertId: string, caller: AlertCaller): Promise<Alert>;
   resolve(alertId: string, caller: AlertCaller): Promise<Alert>;
@@ -120,14 +122,17 @@ export function registerAlertRoutes(app: FastifyInstance, routes: RouteInfo[], a
     url: '/v1/alerts/:id',
     access: 'read',
     tag: 'alerts',
-    summary: 'One alert with its sampled verdicts',
+    summary: 'One alert with its sampled verdicts and the delivery status of its notifications',
     params: AlertId,
     handler: async ({ params, tenantScope }) => {
       const tenant = tenantScope();
       const alert = await api.get(params.id, tenant);
       if (alert === null) throw new ApiError('AW_API_NOT_FOUND', `no alert ${params.id}`);
-      const verdicts = await api.verdicts(alert.verdict_ids, alert.tenant, { from: alert.first_seen, to: alert.last_seen + 1 });
-      return { ...alert, verdicts };
+      const [verdicts, deliveries] = await Promise.all([
+        api.verdicts(alert.verdict_ids, alert.tenant, { from: alert.first_seen, to: alert.last_seen + 1 }),
+        api.deliveries(alert.alert_id, alert.tenant),
+      ]);
+      return { ...alert, verdicts, deliveries };
     },
   });
 
