@@ -5,6 +5,7 @@ import { AgentwatchError } from '../core/errors.js';
 import { problemsFromZod } from '../core/validation.js';
 import { ApiKeySchema } from '../api/auth.js';
 import { DeliveryConfigSchema } from '../alerting/delivery-config.js';
+import { ExportConfigSchema } from '../export/config.js';
 import { PrivacyConfigSchema, RetentionConfigSchema } from '../storage/clickhouse/retention.js';
 
 /** agentwatch configuration: one schema, parsed once at start, frozen. */
@@ -110,6 +111,8 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   /** Alert delivery: sinks (webhook, Alertmanager, Slack), routing, retries, reminders; see docs/alerting.md. @default {} */
   delivery: DeliveryConfigSchema,
+  /** Scheduled, signed compliance exports; see docs/exports.md. @default no schedules */
+  export: ExportConfigSchema.prefault({}),
   /** Retention per data class (public, pii, phi), applied as ClickHouse TTLs at start; see docs/retention.md. */
   retention: RetentionConfigSchema.prefault({}),
   /** What of agents' payloads is stored and exported: `store_raw_payloads` (default false), `redact_outputs` (default true). */

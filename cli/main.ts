@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
@@ -9,6 +10,16 @@ import { loadConfig, type Config } from './config.js';
 import { DemoTelemetry, DEMO_ATTACK_AGENTS, demoStartTime } from './demo/generator.js';
 import { startEmbeddedPipeline, Stages, type EmbeddedPipeline, type Stage } from './pipeline.js';
 import { formatSummary, type SummarySnapshot } from './summary.js';
+import { createClickHouseClient } from '../storage/clickhouse/client.js';
+import { applyMigrations } from '../storage/clickhouse/migrations.js';
+import { ClickHouseExportSource } from '../export/clickhouse/source.js';
+import { destinationDir, resolveExportConfig } from '../export/config.js';
+import { ExportError } from '../export/errors.js';
+import { exportTenantPeriod, type ExportLogger } from '../export/exporter.js';
+import { customPeriod, parseTimeArgument, periodsOverlapping, PeriodKinds, type Period, type PeriodKind } from '../export/periods.js';
+import { formatProgress } from '../export/progress.js';
+import { loadSigningKey } from '../export/service.js';
+import { verifyExportDir } from '../export/verify.js';
 
 const VERSION = '0.1.0';
 
@@ -137,6 +148,125 @@ async function runCommand(options: RunOptions, stages: readonly Stage[] = Stages
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
+interface ExportRunOptions {
+  from: string;
+  to: string;
+  tenant?: string;
+  dir?: string;
+  period?: PeriodKind;
+  timezone: string;
+  config?: string;
+  dataDir?: string;
+}
+
+/**
+ * `agentwatch export run`: exports a range now, one export per tenant with
+ * rows (and per period with --period), with a progress line on stderr when
+ * it is a terminal. Prints one line per export on stdout.
+ */
+async function exportRunCommand(options: ExportRunOptions): Promise<void> {
+  const config = loadConfig(options.config ?? process.env.AGENTWATCH_CONFIG, process.env, { dataDir: options.dataDir });
+  const resolved = resolveExportConfig(config);
+  const exportConfig = options.dir === undefined ? resolved : { ...resolved, dir: destinationDir(options.dir) };
+  const from = parseTimeArgument(options.from, options.timezone, '--from');
+  const to = parseTimeArgument(options.to, options.timezone, '--to');
+  const periods: Period[] = options.period === undefined ? [customPeriod(from, to, options.timezone)] : periodsOverlapping(from, to, options.period, options.timezone);
+
+  const err = process.stderr;
+  const tty = err.isTTY === true;
+  let progressShown = false;
+  const clearProgress = (): void => {
+    if (progressShown) err.write('\r\x1b[2K');
+    progressShown = false;
+  };
+  const logger: ExportLogger = {
+    info: () => undefined,
+    warn: (fields, message) => {
+      clearProgress();
+      err.write(`agentwatch: ${message} ${JSON.stringify(fields)}\n`);
+    },
+    error: (fields, message) => {
+      clearProgress();
+      err.write(`agentwatch: ${message} ${JSON.stringify(fields)}\n`);
+    },
+  };
+
+  mkdirSync(config.data_dir, { recursive: true });
+  const client = createClickHouseClient({
+    url: config.clickhouse.url,
+    username: config.clickhouse.username,
+    password: config.clickhouse.password,
+    database: config.clickhouse.database,
+    dataDir: path.resolve(config.data_dir),
+  });
+  try {
+    await applyMigrations(client, config.clickhouse.database);
+    const source = new ClickHouseExportSource(client, config.clickhouse.database);
+    const key = loadSigningKey(exportConfig.keyFile, logger);
+    // Plan first, so the bar knows the total.
+    const plan: { period: Period; tenant: string; rows: number }[] = [];
+    for (const period of periods) {
+      const tenants = options.tenant === undefined ? await source.tenantsWithRows(period, exportConfig.include_events) : [options.tenant];
+      for (const tenant of tenants) plan.push({ period, tenant, rows: tty ? await source.estimateRows(tenant, period, exportConfig.include_events) : 0 });
+    }
+    const totalRows = plan.reduce((sum, item) => sum + item.rows, 0);
+    let rowsBefore = 0;
+    let lastDraw = 0;
+    const draw = (rows: number, done: number, current: string, force = false): void => {
+      if (!tty || (!force && Date.now() - lastDraw < 100)) return;
+      lastDraw = Date.now();
+      err.write(`\r\x1b[2K${formatProgress({ rows, totalRows, exportsDone: done, exports: plan.length, current }, err.columns > 20 ? err.columns : 100)}`);
+      progressShown = true;
+    };
+    let index = 0;
+    for (const item of plan) {
+      const label = `${item.tenant} ${item.period.id}`;
+      draw(rowsBefore, index, label, true);
+      const result = await exportTenantPeriod(item.period, item.tenant, {
+        dir: exportConfig.dir,
+        source,
+        key,
+        includeEvents: exportConfig.include_events,
+        pageRows: exportConfig.page_rows,
+        logger,
+        onRows: (_tenant, rows) => draw(rowsBefore + rows, index, label),
+      });
+      rowsBefore += Object.values(result.rows).reduce((sum, n) => sum + n, 0) - (result.rows['alerts.csv'] ?? 0);
+      index++;
+      draw(rowsBefore, index, label, true);
+      clearProgress();
+      const counts = Object.entries(result.rows).map(([file, n]) => `${file.replace(/\.ndjson\.gz$/, '')} ${n}`).join(', ');
+      process.stdout.write(`${result.outcome.padEnd(9)} ${result.path}  (${counts})\n`);
+    }
+    if (plan.length === 0) process.stdout.write('no tenant has rows in the range: nothing exported\n');
+  } finally {
+    clearProgress();
+    await client.close();
+  }
+}
+
+/** `agentwatch export verify`: prints every problem with its path; exit code 1 when there is one. */
+async function exportVerifyCommand(dir: string, options: { publicKey?: string }): Promise<void> {
+  let publicKeyPem: string | undefined;
+  if (options.publicKey !== undefined) {
+    try {
+      publicKeyPem = readFileSync(options.publicKey, 'utf8');
+    } catch (cause) {
+      throw new ExportError('AW_EXPORT_INVALID_CONFIG', `cannot read --public-key ${options.publicKey}: ${(cause as Error).message}`, { cause });
+    }
+  }
+  const report = await verifyExportDir(path.resolve(dir), publicKeyPem === undefined ? {} : { publicKeyPem });
+  const out = process.stdout;
+  for (const problem of report.problems) out.write(`FAIL ${problem.path}: ${problem.message}\n`);
+  const scope = `${report.exports} export(s) of ${report.tenants} tenant(s) in ${dir}`;
+  if (report.ok) out.write(`OK   ${scope}: signatures, file hashes, audit chains and export chains verified\n`);
+  else out.write(`${report.problems.length} problem(s) in ${scope}\n`);
+  if (report.keySource === 'directory') {
+    out.write('note: signatures were checked against the public key stored in the directory; pass --public-key with a copy kept elsewhere to rule out a re-signed directory\n');
+  }
+  if (!report.ok) process.exitCode = 1;
+}
+
 /** Builds the command tree; exported for tests of `--help` and argument errors. */
 export function buildProgram(): Command {
   const program = new Command('agentwatch')
@@ -201,6 +331,28 @@ export function buildProgram(): Command {
       const entry = [`    - id: ${JSON.stringify(id)}`, `      role: ${opts.role}`, ...(opts.tenant === undefined ? [] : [`      tenant: ${JSON.stringify(opts.tenant)}`]), `      hash: ${hashApiKey(key)}`];
       process.stdout.write(`key (shown once, give it to its user): ${key}\n\nadd to the config file under api.keys:\n\napi:\n  keys:\n${entry.join('\n')}\n`);
     });
+  const exports = program.command('export').description('signed, hash-chained exports of audit log, verdicts and alerts (scheduled by export.schedules in the config)');
+  exports
+    .command('run')
+    .description('export a range now (backfill): per tenant with rows, one export of the range, or one per day/week/month overlapping it with --period')
+    .requiredOption('--from <time>', 'start, inclusive: a date (midnight in --timezone) or an ISO date-time')
+    .requiredOption('--to <time>', 'end, exclusive: a date or an ISO date-time')
+    .option('--tenant <tenant>', 'only this tenant')
+    .option('--dir <dir>', 'export directory or file:// URL (default: export.destination, else <data_dir>/exports)')
+    .option('--period <kind>', `split the range into calendar periods (${PeriodKinds.join(', ')}), named and chained like scheduled exports`, (value: string) => {
+      if (!(PeriodKinds as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${PeriodKinds.join(', ')}`);
+      return value;
+    })
+    .option('--timezone <zone>', 'IANA zone of dates without offset and of period boundaries', 'UTC')
+    .option('-c, --config <file>', 'config file, YAML (env AGENTWATCH_CONFIG)', undefined)
+    .option('-d, --data-dir <dir>', 'data directory for embedded ClickHouse (env AGENTWATCH_DATA_DIR)', undefined)
+    .action(async (opts: ExportRunOptions) => exportRunCommand(opts));
+  exports
+    .command('verify')
+    .description('check signatures, file hashes, audit chains and the chain of exports; prints every problem, exit code 1 if any')
+    .argument('<dir>', 'export directory')
+    .option('--public-key <file>', 'trust only this ed25519 public key (PEM), not the key file in the directory')
+    .action(async (dir: string, opts: { publicKey?: string }) => exportVerifyCommand(dir, opts));
   return program;
 }
 

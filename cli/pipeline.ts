@@ -42,6 +42,9 @@ import { compileDataProtection, DataProtectionConfigSchema, redactText } from '.
 import { QueryInvalid, QueryLimitExceeded, QueryRefused, runReadOnlyQuery } from '../storage/clickhouse/read-only-query.js';
 import { getAgent, listAgents, searchAudit, searchVerdicts, verdictsByIds } from '../storage/clickhouse/search.js';
 import { buildAlertsApi } from './alerts-api.js';
+import { ClickHouseExportSource } from '../export/clickhouse/source.js';
+import { resolveExportConfig } from '../export/config.js';
+import { createExportScheduler } from '../export/service.js';
 import type { Config } from './config.js';
 import type { SummarySnapshot } from './summary.js';
 
@@ -325,6 +328,11 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   await worker?.start();
   await delivery?.start();
   await alerts?.start();
+  // Scheduled compliance exports run with the alerter (`agentwatch run`, `agentwatch alerter`); missed periods are caught up now.
+  const exportScheduler = stages.has('alerter')
+    ? createExportScheduler(resolveExportConfig(config), { source: new ClickHouseExportSource(client, config.clickhouse.database), logger: log('export') })
+    : null;
+  exportScheduler?.start();
   // ---------------------------------------------------------------- API
   let ready = false;
   const db = config.clickhouse.database;
@@ -564,6 +572,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       await policySubscription?.stop();
       await alerts?.stop();
       await delivery?.stop();
+      await exportScheduler?.stop();
       await deadLetterSubscription?.stop();
       await bus.close();
       for (const w of writers) await w.close();

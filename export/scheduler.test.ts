@@ -1,0 +1,184 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ExportScheduleSchema, type ExportSchedule } from './config.js';
+import type { Period } from './periods.js';
+import { ExportScheduler, type SchedulerClock } from './scheduler.js';
+
+const BERLIN = 'Europe/Berlin';
+const HOUR = 3_600_000;
+
+/** Timers fire only when the test moves time forward. */
+class FakeClock implements SchedulerClock {
+  #timers = new Map<number, { at: number; run: () => void }>();
+  #ids = 0;
+  constructor(public time: number) {}
+  now(): number {
+    return this.time;
+  }
+  setTimeout(run: () => void, ms: number): unknown {
+    const id = ++this.#ids;
+    this.#timers.set(id, { at: this.time + ms, run });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+  /** The earliest timer's time, or null. */
+  nextTimerAt(): number | null {
+    const times = [...this.#timers.values()].map((t) => t.at);
+    return times.length === 0 ? null : Math.min(...times);
+  }
+  /** Moves to `time`, firing due timers in order (each one's run awaited via `settle`). */
+  async advanceTo(time: number, settle: () => Promise<void>): Promise<void> {
+    while (true) {
+      const due = [...this.#timers.entries()].filter(([, t]) => t.at <= time).sort((a, b) => a[1].at - b[1].at)[0];
+      if (due === undefined) break;
+      this.#timers.delete(due[0]);
+      this.time = Math.max(this.time, due[1].at);
+      due[1].run();
+      await settle();
+    }
+    this.time = time;
+  }
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'aw-export-sched-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function schedule(input: Record<string, unknown>): ExportSchedule {
+  return ExportScheduleSchema.parse(input);
+}
+
+interface Harness {
+  scheduler: ExportScheduler;
+  clock: FakeClock;
+  exported: { period: Period; tenant: string }[];
+  failFor: Set<string>;
+}
+
+function harness(schedules: ExportSchedule[], now: string, options: { tenants?: string[]; maxCatchUp?: number } = {}): Harness {
+  const clock = new FakeClock(Date.parse(now));
+  const exported: Harness['exported'] = [];
+  const failFor = new Set<string>();
+  const scheduler = new ExportScheduler({
+    schedules,
+    stateFile: path.join(dir, '.schedule-state.json'),
+    clock,
+    ...(options.maxCatchUp === undefined ? {} : { maxCatchUp: options.maxCatchUp }),
+    listTenants: async () => options.tenants ?? ['acme'],
+    exportTenant: async (period, tenant) => {
+      if (failFor.has(`${period.id}/${tenant}`)) throw new Error(`disk full for ${tenant}`);
+      exported.push({ period, tenant });
+    },
+  });
+  return { scheduler, clock, exported, failFor };
+}
+
+const ids = (h: Harness): string[] => h.exported.map((e) => `${e.period.id}/${e.tenant}`);
+
+describe('ExportScheduler', () => {
+  it('exports each Berlin day at 00:15 local time across the spring DST change (a 23-hour day)', async () => {
+    const daily = schedule({ name: 'daily', period: 'daily', timezone: BERLIN });
+    // 2026-03-29 00:20 Berlin (CET, +01:00): the 28th is due.
+    const h = harness([daily], '2026-03-28T23:20:00Z');
+    h.scheduler.start();
+    await h.clock.advanceTo(h.clock.time, () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-03-28/acme']);
+
+    // The 29th has 23 hours and is due at 00:15 CEST on the 30th = 22:15Z.
+    expect(h.scheduler.nextDueAt()).toBe(Date.parse('2026-03-29T22:15:00Z'));
+    await h.clock.advanceTo(Date.parse('2026-03-29T22:14:59Z'), () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-03-28/acme']);
+    await h.clock.advanceTo(Date.parse('2026-03-29T22:15:00Z'), () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-03-28/acme', '2026-03-29/acme']);
+    const day = h.exported[1]?.period;
+    expect(day).toMatchObject({ from: Date.parse('2026-03-28T23:00:00Z'), to: Date.parse('2026-03-29T22:00:00Z') });
+    expect((day?.to ?? 0) - (day?.from ?? 0)).toBe(23 * HOUR);
+    await h.scheduler.stop();
+    expect(h.clock.nextTimerAt()).toBeNull();
+  });
+
+  it('exports Berlin ISO weeks on Monday 00:15 across the autumn DST change (a 169-hour week)', async () => {
+    const weekly = schedule({ name: 'weekly', period: 'weekly', timezone: BERLIN });
+    const h = harness([weekly], '2026-10-20T12:00:00Z');
+    h.scheduler.start();
+    await h.clock.advanceTo(h.clock.time, () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-W42/acme']);
+    await h.clock.advanceTo(Date.parse('2026-10-25T23:14:00Z'), () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-W42/acme']);
+    await h.clock.advanceTo(Date.parse('2026-10-25T23:15:00Z'), () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-W42/acme', '2026-W43/acme']);
+    const week = h.exported[1]?.period;
+    expect((week?.to ?? 0) - (week?.from ?? 0)).toBe(169 * HOUR);
+    await h.scheduler.stop();
+  });
+
+  it('catches up every period missed while down, oldest first, and monthly after the daily of its last day', async () => {
+    const daily = schedule({ name: 'daily', period: 'daily', timezone: BERLIN });
+    const monthly = schedule({ name: 'monthly', period: 'monthly', timezone: BERLIN });
+    const first = harness([daily, monthly], '2026-03-28T23:20:00Z');
+    await first.scheduler.runDue();
+    expect(ids(first)).toEqual(['2026-02/acme', '2026-03-28/acme']);
+
+    // Down from the 29th until 2026-04-02 09:00 Berlin.
+    const second = harness([daily, monthly], '2026-04-02T07:00:00Z');
+    second.scheduler.start();
+    await second.clock.advanceTo(second.clock.time, () => second.scheduler.idle());
+    expect(ids(second)).toEqual(['2026-03-29/acme', '2026-03-30/acme', '2026-03-31/acme', '2026-03/acme', '2026-04-01/acme']);
+    await second.scheduler.stop();
+
+    const state = JSON.parse(readFileSync(path.join(dir, '.schedule-state.json'), 'utf8')) as { schedules: Record<string, { last_completed: { id: string } }> };
+    expect(state.schedules.daily?.last_completed.id).toBe('2026-04-01');
+    expect(state.schedules.monthly?.last_completed.id).toBe('2026-03');
+
+    // Nothing runs twice.
+    const third = harness([daily, monthly], '2026-04-02T07:30:00Z');
+    await third.scheduler.runDue();
+    expect(ids(third)).toEqual([]);
+  });
+
+  it('retries a failed tenant without repeating the tenants done, and holds later periods back', async () => {
+    const daily = schedule({ name: 'daily', period: 'daily', timezone: 'UTC' });
+    const h = harness([daily], '2026-11-20T01:00:00Z', { tenants: ['a', 'b', 'c'] });
+    await h.scheduler.runDue();
+    h.exported.length = 0;
+    h.failFor.add('2026-11-20/b');
+    h.clock.time = Date.parse('2026-11-22T01:00:00Z');
+    const runs = await h.scheduler.runDue();
+    expect(runs.map((r) => [r.period.id, r.tenants, r.error === undefined])).toEqual([['2026-11-20', ['a'], false]]);
+    expect(ids(h)).toEqual(['2026-11-20/a']);
+
+    h.failFor.clear();
+    await h.scheduler.runDue();
+    expect(ids(h)).toEqual(['2026-11-20/a', '2026-11-20/b', '2026-11-20/c', '2026-11-21/a', '2026-11-21/b', '2026-11-21/c']);
+  });
+
+  it('retries after the retry delay when an export fails under the timer', async () => {
+    const daily = schedule({ name: 'daily', period: 'daily', timezone: 'UTC' });
+    const h = harness([daily], '2026-11-20T01:00:00Z');
+    h.failFor.add('2026-11-19/acme');
+    h.scheduler.start();
+    await h.clock.advanceTo(h.clock.time, () => h.scheduler.idle());
+    expect(ids(h)).toEqual([]);
+    expect(h.clock.nextTimerAt()).toBe(Date.parse('2026-11-20T01:05:00Z'));
+    h.failFor.clear();
+    await h.clock.advanceTo(Date.parse('2026-11-20T01:05:00Z'), () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-11-19/acme']);
+    await h.scheduler.stop();
+  });
+
+  it('skips the oldest missed periods beyond max_catch_up', async () => {
+    const daily = schedule({ name: 'daily', period: 'daily', timezone: 'UTC' });
+    await harness([daily], '2026-11-01T01:00:00Z').scheduler.runDue();
+    const h = harness([daily], '2026-11-11T01:00:00Z', { maxCatchUp: 3 });
+    await h.scheduler.runDue();
+    expect(ids(h)).toEqual(['2026-11-08/acme', '2026-11-09/acme', '2026-11-10/acme']);
+  });
+});
