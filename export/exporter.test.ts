@@ -125,7 +125,7 @@ describe('export', () => {
     ]);
     expect(readdirSync(exportDir).sort()).toEqual(['acme', 'globex', 'signing-key.pub.pem', 'team%2F%CE%B1']);
     expect(readdirSync(path.join(exportDir, 'acme', '2026-11-23')).sort()).toEqual([
-      'alerts.csv', 'alerts.ndjson.gz', 'audit_log.ndjson.gz', 'events.ndjson.gz', 'manifest.json', 'manifest.sig', 'verdicts.ndjson.gz',
+      'alerts.csv', 'alerts.ndjson.gz', 'audit_log.ndjson.gz', 'events.ndjson.gz', 'findings_ocsf.ndjson.gz', 'manifest.json', 'manifest.sig', 'verdicts.ndjson.gz',
     ]);
     expect(statSync(path.join(work, 'keys', 'export-signing-key.pem')).mode & 0o777).toBe(0o600);
 
@@ -133,7 +133,10 @@ describe('export', () => {
     const m23 = manifestOf(exportDir, 'acme', '2026-11-23');
     const rows = (m: Manifest) => Object.fromEntries(m.files.map((f) => [f.name, f.rows]));
     // 12 events a day; row 5 (evaluated a day late) stays in the 22nd's audit segment: chains are cut at positions, not row by row.
-    expect(rows(m22)).toEqual({ 'alerts.csv': 1, 'alerts.ndjson.gz': 1, 'audit_log.ndjson.gz': 12, 'events.ndjson.gz': 12, 'verdicts.ndjson.gz': 3 });
+    expect(rows(m22)).toEqual({ 'alerts.csv': 1, 'alerts.ndjson.gz': 1, 'audit_log.ndjson.gz': 12, 'events.ndjson.gz': 12, 'findings_ocsf.ndjson.gz': 1, 'verdicts.ndjson.gz': 3 });
+    // The alerts again as OCSF Detection Findings, ATLAS techniques in finding_info.attacks.
+    const [finding] = gunzipSync(readFileSync(path.join(exportDir, 'acme', '2026-11-22', 'findings_ocsf.ndjson.gz'))).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { class_uid: number; finding_info: { attacks?: unknown[] } });
+    expect(finding?.class_uid).toBe(2004);
     expect(m22.previous).toBeNull();
     expect(m23.previous?.period_id).toBe('2026-11-22');
     expect(m22.signing_key.fingerprint).toBe(key.fingerprint);

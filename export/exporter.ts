@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import path from 'node:path';
 import type { AuditRecord } from '../core/records.js';
 import { ExportError } from './errors.js';
+import { toOcsfDetectionFinding } from '../alerting/ocsf.js';
 import { ALERT_CSV_HEADER, alertCsvRows, hashFile, HashedFileWriter, ndjsonLines } from './files.js';
 import {
   compareExports,
@@ -139,16 +140,19 @@ export async function exportTenantPeriod(period: Period, tenant: string, options
     // One read feeds both alert files, so they hold the same versions.
     const alerts = open(ExportFileNames.alerts, true);
     const alertsCsv = open(ExportFileNames.alertsCsv, false);
+    const findings = open(ExportFileNames.findings, true);
     await alertsCsv.write(ALERT_CSV_HEADER);
     let alertRows = 0;
     for await (const page of source.alerts(tenant, period, pageRows)) {
       await alerts.write(ndjsonLines(page));
       await alertsCsv.write(alertCsvRows(page));
+      await findings.write(ndjsonLines(page.map((alert) => toOcsfDetectionFinding(alert))));
       alertRows += page.length;
       counted(page.length);
     }
     await finish(ExportFileNames.alerts, alerts, alertRows);
     await finish(ExportFileNames.alertsCsv, alertsCsv, alertRows);
+    await finish(ExportFileNames.findings, findings, alertRows);
 
     if (options.includeEvents === true) {
       const events = open(ExportFileNames.events, true);

@@ -18,6 +18,8 @@ export const ExportFileNames = {
   verdicts: 'verdicts.ndjson.gz',
   alerts: 'alerts.ndjson.gz',
   alertsCsv: 'alerts.csv',
+  /** The alerts as OCSF Detection Findings (class_uid 2004), for SIEMs that ingest OCSF. */
+  findings: 'findings_ocsf.ndjson.gz',
   events: 'events.ndjson.gz',
 } as const;
 export const MANIFEST_FILE = 'manifest.json';

@@ -41,7 +41,7 @@ export interface VerifyOptions {
 
 /** Row-level problems reported per file before the rest are summarised. */
 const MAX_ROW_PROBLEMS = 20;
-const REQUIRED_FILES = [ExportFileNames.audit, ExportFileNames.verdicts, ExportFileNames.alerts, ExportFileNames.alertsCsv];
+const REQUIRED_FILES = [ExportFileNames.audit, ExportFileNames.verdicts, ExportFileNames.alerts, ExportFileNames.alertsCsv, ExportFileNames.findings];
 
 interface CheckedExport {
   rel: string;
