@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pino, { type Logger } from 'pino';
@@ -8,9 +8,8 @@ import { loadPolicyFile, PolicyValidationError } from '../detectors/policy-loade
 import { generateApiKey, hashApiKey, Roles, type Role } from '../api/auth.js';
 import { loadConfig, type Config } from './config.js';
 import { DemoTelemetry, DEMO_ATTACK_AGENTS, demoStartTime } from './demo/generator.js';
-import { startEmbeddedPipeline, Stages, type EmbeddedPipeline, type Stage } from './pipeline.js';
+import { openClickHouse, startEmbeddedPipeline, Stages, type EmbeddedPipeline, type Stage } from './pipeline.js';
 import { formatSummary, type SummarySnapshot } from './summary.js';
-import { createClickHouseClient } from '../storage/clickhouse/client.js';
 import { applyMigrations } from '../storage/clickhouse/migrations.js';
 import { ClickHouseExportSource } from '../export/clickhouse/source.js';
 import { destinationDir, resolveExportConfig } from '../export/config.js';
@@ -191,14 +190,7 @@ async function exportRunCommand(options: ExportRunOptions): Promise<void> {
     },
   };
 
-  mkdirSync(config.data_dir, { recursive: true });
-  const client = createClickHouseClient({
-    url: config.clickhouse.url,
-    username: config.clickhouse.username,
-    password: config.clickhouse.password,
-    database: config.clickhouse.database,
-    dataDir: path.resolve(config.data_dir),
-  });
+  const client = openClickHouse(config);
   try {
     await applyMigrations(client, config.clickhouse.database);
     const source = new ClickHouseExportSource(client, config.clickhouse.database);

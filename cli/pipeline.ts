@@ -95,6 +95,18 @@ export interface StartOptions {
   clock?: () => number;
 }
 
+/** The ClickHouse client a config names: the server at `clickhouse.url`, else the embedded engine in `data_dir`. */
+export function openClickHouse(config: Config): ClickHouseClient {
+  mkdirSync(config.data_dir, { recursive: true });
+  return createClickHouseClient({
+    url: config.clickhouse.url,
+    username: config.clickhouse.username,
+    password: config.clickhouse.password,
+    database: config.clickhouse.database,
+    dataDir: path.resolve(config.data_dir),
+  });
+}
+
 /**
  * The composition root of the embedded deployment: the only place that wires
  * adapters (in-process bus, memory state, ClickHouse) to the stages.
@@ -131,14 +143,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     log('api').info({ keys: keyRing.size, source: resolvedKeys.source }, 'API keys loaded');
   }
 
-  mkdirSync(config.data_dir, { recursive: true });
-  const client = createClickHouseClient({
-    url: config.clickhouse.url,
-    username: config.clickhouse.username,
-    password: config.clickhouse.password,
-    database: config.clickhouse.database,
-    dataDir: path.resolve(config.data_dir),
-  });
+  const client = openClickHouse(config);
   await applyMigrations(client, config.clickhouse.database);
   const retention = await applyRetention(client, config.clickhouse.database, config.retention);
   log('storage').info({ retention: retention.map((c) => ({ table: c.table, class: c.dataClass, ttl: c.ttl, outcome: c.outcome })) }, 'retention applied');

@@ -1,9 +1,7 @@
-import { Decisions, Severities } from '../../core/decision.js';
-import { EventTypes } from '../../core/event.js';
-import { AlertStatuses, type Alert, type AuditRecord, type Verdict } from '../../core/records.js';
+import type { Alert, AuditRecord, Verdict } from '../../core/records.js';
 import { isRetriableError } from '../../storage/errors.js';
 import { assertIdentifier, type ClickHouseClient } from '../../storage/clickhouse/client.js';
-import { ENFORCEMENT_MODES, oneOf, parseEvidence, rowToVerdict, toInteger, VERDICT_COLUMNS, type Int64Json, type VerdictRow } from '../../storage/clickhouse/rows.js';
+import { ALERT_COLUMNS, AUDIT_COLUMNS, rowToAlert, rowToAudit, rowToVerdict, toInteger, VERDICT_COLUMNS, type AlertRow, type AuditRow, type Int64Json, type VerdictRow } from '../../storage/clickhouse/rows.js';
 import { ExportError } from '../errors.js';
 import type { EventRow, ExportSource, TimeRange } from '../source.js';
 
@@ -167,104 +165,8 @@ function rangeParams(range: TimeRange): Record<string, unknown> {
 
 // Times leave ClickHouse as epoch-ms integers under distinct aliases: an alias
 // named like its column would shadow the column in WHERE and ORDER BY.
-const AUDIT_COLUMNS = `event_id, toUnixTimestamp64Milli(time) AS time_ms, tenant, bus_partition, agent_id, event_type, decision,
-  would_decide, mode, matched_policies, verdict_ids, policy_version, toUnixTimestamp64Milli(evaluated_at) AS evaluated_at_ms, seq, prev_hash, hash`;
 
-interface AuditRow {
-  event_id: string;
-  time_ms: Int64Json;
-  tenant: string;
-  bus_partition: Int64Json;
-  agent_id: string;
-  event_type: string;
-  decision: string;
-  would_decide: string;
-  mode: string;
-  matched_policies: string[];
-  verdict_ids: string[];
-  policy_version: string;
-  evaluated_at_ms: Int64Json;
-  seq: Int64Json;
-  prev_hash: string;
-  hash: string;
-}
 
-function rowToAudit(row: AuditRow): AuditRecord {
-  return {
-    event_id: row.event_id,
-    time: toInteger(row.time_ms, 'audit_log.time'),
-    tenant: row.tenant,
-    bus_partition: toInteger(row.bus_partition, 'audit_log.bus_partition'),
-    agent_id: row.agent_id,
-    event_type: oneOf(EventTypes, row.event_type, 'audit_log.event_type'),
-    decision: oneOf(Decisions, row.decision, 'audit_log.decision'),
-    would_decide: oneOf(Decisions, row.would_decide, 'audit_log.would_decide'),
-    mode: oneOf(ENFORCEMENT_MODES, row.mode, 'audit_log.mode'),
-    matched_policies: row.matched_policies,
-    verdict_ids: row.verdict_ids,
-    policy_version: row.policy_version,
-    evaluated_at: toInteger(row.evaluated_at_ms, 'audit_log.evaluated_at'),
-    seq: toInteger(row.seq, 'audit_log.seq'),
-    prev_hash: row.prev_hash,
-    hash: row.hash,
-  };
-}
 
-// The alert columns and mapping of storage/clickhouse/analytics-store.ts, which
-// keeps them private.
-const ALERT_COLUMNS = `alert_id, tenant, policy_id, policy_type, agent_id, severity, status, count,
-  toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms,
-  title, reason, verdict_ids, evidence, atlas, toUnixTimestamp64Milli(updated_at) AS updated_at_ms,
-  acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms, source_partition, source_offset, silenced_by, comment`;
 
-interface AlertRow {
-  alert_id: string;
-  tenant: string;
-  policy_id: string;
-  policy_type: string;
-  agent_id: string;
-  severity: string;
-  status: string;
-  count: Int64Json;
-  first_seen_ms: Int64Json;
-  last_seen_ms: Int64Json;
-  title: string;
-  reason: string;
-  verdict_ids: string[];
-  evidence: string;
-  atlas: string[];
-  updated_at_ms: Int64Json;
-  acknowledged_by: string;
-  resolved_at_ms: Int64Json;
-  source_partition: Int64Json;
-  source_offset: Int64Json;
-  silenced_by: string;
-  comment: string;
-}
 
-function rowToAlert(row: AlertRow): Alert {
-  return {
-    alert_id: row.alert_id,
-    tenant: row.tenant,
-    policy_id: row.policy_id,
-    policy_type: row.policy_type,
-    agent_id: row.agent_id,
-    severity: oneOf(Severities, row.severity, 'alerts.severity'),
-    status: oneOf(AlertStatuses, row.status, 'alerts.status'),
-    count: toInteger(row.count, 'alerts.count'),
-    first_seen: toInteger(row.first_seen_ms, 'alerts.first_seen'),
-    last_seen: toInteger(row.last_seen_ms, 'alerts.last_seen'),
-    title: row.title,
-    reason: row.reason,
-    verdict_ids: row.verdict_ids,
-    evidence: parseEvidence(row.evidence, 'alerts.evidence'),
-    atlas: row.atlas,
-    updated_at: toInteger(row.updated_at_ms, 'alerts.updated_at'),
-    acknowledged_by: row.acknowledged_by,
-    resolved_at: toInteger(row.resolved_at_ms, 'alerts.resolved_at'),
-    source_partition: toInteger(row.source_partition, 'alerts.source_partition'),
-    source_offset: toInteger(row.source_offset, 'alerts.source_offset'),
-    silenced_by: row.silenced_by,
-    comment: row.comment,
-  };
-}

@@ -1,19 +1,11 @@
-import { Decisions, PolicyActions, Severities } from '../../core/decision.js';
-import { EventTypes, type AgentEvent } from '../../core/event.js';
+import type { AgentEvent } from '../../core/event.js';
 import type { AlertFilter, AnalyticsStore, VerdictFilter } from '../../core/ports.js';
-import {
-  AlertStatuses,
-  type Alert,
-  type AuditRecord,
-  type DeadLetter,
-  type Page,
-  type Verdict,
-} from '../../core/records.js';
+import type { Alert, AuditRecord, DeadLetter, Page, Verdict } from '../../core/records.js';
 import { StorageError } from '../errors.js';
 import { assertIdentifier, toStorageError, type ClickHouseClient } from './client.js';
 import { applyMigrations, type MigrationReport } from './migrations.js';
 import { assertEventPrivacy, DEFAULT_PRIVACY, storedContent, type StoragePrivacy } from './retention.js';
-import { oneOf, parseEvidence, rowToVerdict, toInteger, VERDICT_COLUMNS, type Int64Json, type VerdictRow } from './rows.js';
+import { ALERT_COLUMNS, oneOf, rowToAlert, rowToVerdict, toInteger, VERDICT_COLUMNS, type AlertRow, type Int64Json, type VerdictRow } from './rows.js';
 
 /** Options of {@link ClickHouseAnalyticsStore}. */
 export interface ClickHouseAnalyticsStoreOptions {
@@ -41,48 +33,8 @@ export interface ClickHouseAnalyticsStoreOptions {
 /** Largest page `listAlerts` and `listVerdicts` return; a guard against unbounded reads, not a UX limit. */
 export const MAX_LIST_LIMIT = 10_000;
 
-const ENGINE_ENUMS = {
-  severity: Severities,
-  action: PolicyActions,
-  decision: Decisions,
-  mode: ['monitoring', 'strict'] as const,
-  event_type: EventTypes,
-  status: AlertStatuses,
-};
-
-// Times leave ClickHouse as epoch-ms integers under distinct aliases: an alias
-// named like its column would shadow the column in WHERE and ORDER BY.
-const ALERT_COLUMNS = `alert_id, tenant, policy_id, policy_type, agent_id, severity, status, count,
-  toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms,
-  title, reason, verdict_ids, evidence, atlas, toUnixTimestamp64Milli(updated_at) AS updated_at_ms,
-  acknowledged_by, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms, source_partition, source_offset, silenced_by, comment`;
 
 
-
-interface AlertRow {
-  alert_id: string;
-  tenant: string;
-  policy_id: string;
-  policy_type: string;
-  agent_id: string;
-  severity: string;
-  status: string;
-  count: Int64Json;
-  first_seen_ms: Int64Json;
-  last_seen_ms: Int64Json;
-  title: string;
-  reason: string;
-  verdict_ids: string[];
-  evidence: string;
-  atlas: string[];
-  updated_at_ms: Int64Json;
-  acknowledged_by: string;
-  resolved_at_ms: Int64Json;
-  source_partition: Int64Json;
-  source_offset: Int64Json;
-  silenced_by: string;
-  comment: string;
-}
 
 
 /**
@@ -524,32 +476,6 @@ function deadLetterToRow(d: DeadLetter): Record<string, unknown> {
 
 // ---------------------------------------------------------------- rows out
 
-function rowToAlert(row: AlertRow): Alert {
-  return {
-    alert_id: row.alert_id,
-    tenant: row.tenant,
-    policy_id: row.policy_id,
-    policy_type: row.policy_type,
-    agent_id: row.agent_id,
-    severity: oneOf(ENGINE_ENUMS.severity, row.severity, 'alerts.severity'),
-    status: oneOf(ENGINE_ENUMS.status, row.status, 'alerts.status'),
-    count: toInteger(row.count, 'alerts.count'),
-    first_seen: toInteger(row.first_seen_ms, 'alerts.first_seen'),
-    last_seen: toInteger(row.last_seen_ms, 'alerts.last_seen'),
-    title: row.title,
-    reason: row.reason,
-    verdict_ids: row.verdict_ids,
-    evidence: parseEvidence(row.evidence, 'alerts.evidence'),
-    atlas: row.atlas,
-    updated_at: toInteger(row.updated_at_ms, 'alerts.updated_at'),
-    acknowledged_by: row.acknowledged_by,
-    resolved_at: toInteger(row.resolved_at_ms, 'alerts.resolved_at'),
-    source_partition: toInteger(row.source_partition, 'alerts.source_partition'),
-    source_offset: toInteger(row.source_offset, 'alerts.source_offset'),
-    silenced_by: row.silenced_by,
-    comment: row.comment,
-  };
-}
 
 
 // ---------------------------------------------------------------- filters and cursors

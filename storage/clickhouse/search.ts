@@ -1,9 +1,8 @@
-import { Decisions, type Decision, type Severity } from '../../core/decision.js';
-import { EventTypes } from '../../core/event.js';
+import type { Decision, Severity } from '../../core/decision.js';
 import type { AuditRecord, Page, Verdict } from '../../core/records.js';
 import { StorageError } from '../errors.js';
 import { assertIdentifier, toStorageError, type ClickHouseClient } from './client.js';
-import { ENFORCEMENT_MODES, oneOf, rowToVerdict, toInteger, VERDICT_COLUMNS, type Int64Json, type VerdictRow } from './rows.js';
+import { AUDIT_COLUMNS, rowToAudit, rowToVerdict, toInteger, VERDICT_COLUMNS, type AuditRow, type Int64Json, type VerdictRow } from './rows.js';
 
 // Read-side queries of the analyst API: verdict and audit search, the agents
 // overview. Like the analytics store, every caller value travels as a
@@ -205,28 +204,7 @@ export async function verdictsByIds(
 
 // ---------------------------------------------------------------- audit log
 
-const AUDIT_COLUMNS = `event_id, toUnixTimestamp64Milli(time) AS time_ms, tenant, bus_partition, agent_id, event_type,
-  decision, would_decide, mode, matched_policies, verdict_ids, policy_version,
-  toUnixTimestamp64Milli(evaluated_at) AS evaluated_at_ms, seq, prev_hash, hash`;
 
-interface AuditRow {
-  event_id: string;
-  time_ms: Int64Json;
-  tenant: string;
-  bus_partition: Int64Json;
-  agent_id: string;
-  event_type: string;
-  decision: string;
-  would_decide: string;
-  mode: string;
-  matched_policies: string[];
-  verdict_ids: string[];
-  policy_version: string;
-  evaluated_at_ms: Int64Json;
-  seq: Int64Json;
-  prev_hash: string;
-  hash: string;
-}
 
 /**
  * Audit rows matching every given filter, newest first: event time DESC, then
@@ -543,24 +521,4 @@ function fitsCursorField(field: CursorField, value: unknown): boolean {
 // ---------------------------------------------------------------- rows out
 
 
-function rowToAudit(row: AuditRow): AuditRecord {
-  return {
-    event_id: row.event_id,
-    time: toInteger(row.time_ms, 'audit_log.time'),
-    tenant: row.tenant,
-    bus_partition: toInteger(row.bus_partition, 'audit_log.bus_partition'),
-    agent_id: row.agent_id,
-    event_type: oneOf(EventTypes, row.event_type, 'audit_log.event_type'),
-    decision: oneOf(Decisions, row.decision, 'audit_log.decision'),
-    would_decide: oneOf(Decisions, row.would_decide, 'audit_log.would_decide'),
-    mode: oneOf(ENFORCEMENT_MODES, row.mode, 'audit_log.mode'),
-    matched_policies: row.matched_policies,
-    verdict_ids: row.verdict_ids,
-    policy_version: row.policy_version,
-    evaluated_at: toInteger(row.evaluated_at_ms, 'audit_log.evaluated_at'),
-    seq: toInteger(row.seq, 'audit_log.seq'),
-    prev_hash: row.prev_hash,
-    hash: row.hash,
-  };
-}
 
