@@ -44,6 +44,12 @@ export const ConfigSchema = z.strictObject({
       max_event_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65536),
       /** Largest request body. @default 4194304 */
       body_limit: z.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+      /**
+       * How far an event's time may be ahead of the receiver's clock (HTTP: the
+       * ingest clock; Kafka: the record's timestamp); later events are
+       * dead-lettered. Old events are accepted (backfills) and flagged late. @default 900000
+       */
+      max_future_skew_ms: z.number().int().min(1_000).max(366 * 86_400_000).default(15 * 60_000),
     })
     .prefault({}),
   bus: z

@@ -171,7 +171,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
   const alertsWriter = writer<Alert>('alerts', (rows) => store.upsertAlerts(rows), (a) => a.alert_id);
   const writers = [eventsWriter, verdictsWriter, auditWriter, deadLetterWriter, alertsWriter];
 
-  const topics = buildTopics(config.kafka.topics);
+  const topics = buildTopics(config.kafka.topics, { maxFutureSkewMs: config.ingest.max_future_skew_ms });
   const busLog = log('bus');
   const bus: EventBus = useKafka
     ? new KafkaBus({
@@ -461,6 +461,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     deadLetter: recordDeadLetters,
     maxEventBytes: config.ingest.max_event_bytes,
     bodyLimit: config.ingest.body_limit,
+    maxFutureSkewMs: config.ingest.max_future_skew_ms,
     stats: ingestStats,
     clock,
   });

@@ -98,17 +98,38 @@ export type EventValidation =
   | { ok: true; event: AgentEvent }
   | { ok: false; reason: string; problems: ValidationProblem[] };
 
+/** Default of `ingest.max_future_skew_ms`: how far ahead of the receiver's clock an event's time may be. */
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 15 * 60_000;
+
+export interface ValidateEventOptions {
+  /**
+   * Latest acceptable event time (epoch ms): the receiver's clock plus the
+   * allowed skew. A later time is refused, since it would open windows no
+   * present event can reach and hold state until then.
+   */
+  notAfter?: number;
+  /** Names the reference clock in the reason, e.g. `the ingest clock`. @default "the receiver's clock" */
+  clockName?: string;
+}
+
 /**
  * Validates one decoded JSON value as AgentEvent v1. Never throws: bad input
  * gets a reason naming the path of every problem.
  */
-export function validateEvent(value: unknown): EventValidation {
+export function validateEvent(value: unknown, options: ValidateEventOptions = {}): EventValidation {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     const problems = [{ path: '(root)', message: 'event must be a JSON object' }];
     return { ok: false, reason: '(root): event must be a JSON object', problems };
   }
   const result = AgentEventSchema.safeParse(value);
-  if (result.success) return { ok: true, event: result.data };
+  if (result.success) {
+    const { notAfter } = options;
+    if (notAfter !== undefined && result.data.time > notAfter) {
+      const message = `${new Date(result.data.time).toISOString()} is later than ${new Date(notAfter).toISOString()}, the latest time ${options.clockName ?? "the receiver's clock"} accepts (ingest.max_future_skew_ms)`;
+      return { ok: false, reason: `time: ${message}`, problems: [{ path: 'time', message }] };
+    }
+    return { ok: true, event: result.data };
+  }
   const problems = problemsFromZod(result.error);
   return { ok: false, reason: problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems };
 }

@@ -7,8 +7,12 @@ import type { ResultOf, StateOp } from './state.js';
 /** Encodes values for adapters that move bytes (Kafka); the in-process bus passes values as they are. */
 export interface Codec<T> {
   encode(value: T): Buffer;
-  /** Throws on bad input; the consumer dead-letters the record with the error message. */
-  decode(bytes: Buffer): T;
+  /**
+   * Throws on bad input; the consumer dead-letters the record with the error
+   * message. `meta.timestamp` is the record's bus timestamp (Kafka: producer or
+   * append time), a deterministic reference for checks that need a clock.
+   */
+  decode(bytes: Buffer, meta?: { timestamp?: number }): T;
 }
 
 export interface Topic<T> {

@@ -1,5 +1,5 @@
 import sjson from 'secure-json-parse';
-import { validateEvent, type AgentEvent } from './event.js';
+import { DEFAULT_MAX_FUTURE_SKEW_MS, validateEvent, type AgentEvent } from './event.js';
 import type { Codec, Topic } from './ports.js';
 import type { DeadLetter, Verdict } from './records.js';
 
@@ -8,10 +8,10 @@ import type { DeadLetter, Verdict } from './records.js';
  * reason. Records may come from any producer, so `__proto__` and
  * `constructor.prototype` keys are refused rather than parsed into objects.
  */
-function jsonCodec<T>(validate?: (value: unknown) => T): Codec<T> {
+function jsonCodec<T>(validate?: (value: unknown, meta?: { timestamp?: number }) => T): Codec<T> {
   return {
     encode: (value) => Buffer.from(JSON.stringify(value)),
-    decode: (bytes) => {
+    decode: (bytes, meta) => {
       let value: unknown;
       try {
         value = sjson.parse(bytes.toString('utf8'), undefined, { protoAction: 'error', constructorAction: 'error' });
@@ -19,7 +19,7 @@ function jsonCodec<T>(validate?: (value: unknown) => T): Codec<T> {
         const message = (error as Error).message;
         throw new Error(/prototype|__proto__|constructor/i.test(message) ? `forbidden key: ${message}` : `not valid JSON: ${message}`);
       }
-      return validate === undefined ? (value as T) : validate(value);
+      return validate === undefined ? (value as T) : validate(value, meta);
     },
   };
 }
@@ -59,13 +59,24 @@ export interface Topics {
   policies: Topic<PublishedPolicyVersion>;
 }
 
-export function buildTopics(partial: Partial<TopicNames> = defaultTopicNames): Topics {
+export interface TopicOptions {
+  /**
+   * How far an event's time may be ahead of its record's bus timestamp; later
+   * events are dead-lettered. Measured against the record (not the consumer's
+   * clock) so a replay decides the same. @default 15 minutes
+   */
+  maxFutureSkewMs?: number;
+}
+
+export function buildTopics(partial: Partial<TopicNames> = defaultTopicNames, options: TopicOptions = {}): Topics {
   const names: TopicNames = { ...defaultTopicNames, ...partial };
+  const skew = options.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS;
   return {
     events: {
       name: names.events,
-      codec: jsonCodec((value) => {
-        const result = validateEvent(value);
+      codec: jsonCodec((value, meta) => {
+        const at = meta?.timestamp;
+        const result = validateEvent(value, at !== undefined && Number.isFinite(at) && at > 0 ? { notAfter: at + skew, clockName: 'the record timestamp' } : {});
         if (!result.ok) throw new Error(result.reason);
         return result.event;
       }),

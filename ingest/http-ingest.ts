@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { AgentEvent } from '../core/event.js';
+import { DEFAULT_MAX_FUTURE_SKEW_MS, type AgentEvent } from '../core/event.js';
 import type { DeadLetter } from '../core/records.js';
 import { parseEventsBody } from './parse-events.js';
 
@@ -20,6 +20,8 @@ export interface EventIngestDeps {
   maxEventBytes: number;
   /** Maximum request body. @default 4 MiB */
   bodyLimit: number;
+  /** How far ahead of the ingest clock an event's time may be. @default 15 minutes */
+  maxFutureSkewMs?: number;
   stats: IngestStats;
   clock?: () => number;
 }
@@ -52,8 +54,8 @@ export async function registerEventIngest(app: FastifyInstance, deps: EventInges
       deps.stats.requests++;
       const body = typeof request.body === 'string' ? request.body : '';
       const source = `http:${request.ip}`;
-      const parsed = parseEventsBody(body, { maxEventBytes: deps.maxEventBytes });
       const now = clock();
+      const parsed = parseEventsBody(body, { maxEventBytes: deps.maxEventBytes, notAfter: now + (deps.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS) });
       if (parsed.fatal !== undefined) {
         deps.stats.rejected++;
         deps.deadLetter([

@@ -24,6 +24,8 @@ export interface ParsedBody {
 export interface ParseEventsOptions {
   /** Maximum encoded size of one event. @default 65536 */
   maxEventBytes: number;
+  /** Latest acceptable event time (epoch ms): the ingest clock plus `ingest.max_future_skew_ms`. @default no limit */
+  notAfter?: number;
 }
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false; reason: string } {
@@ -68,7 +70,7 @@ export function parseEventsBody(body: string, options: ParseEventsOptions): Pars
   if (start === -1) return { events, rejected, fatal: 'empty body: send a JSON array of events or NDJSON' };
 
   const judge = (index: number, raw: string, value: unknown): void => {
-    const result = validateEvent(value);
+    const result = validateEvent(value, options.notAfter === undefined ? {} : { notAfter: options.notAfter, clockName: 'the ingest clock' });
     if (result.ok) events.push({ index, event: result.event });
     else rejected.push(reject(index, result.reason, raw, value));
   };

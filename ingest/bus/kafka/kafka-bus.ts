@@ -673,7 +673,7 @@ class KafkaSubscription<T> implements Subscription {
         const key = message.key?.toString('utf8') ?? '';
         try {
           if (message.value === null) throw new Error('record has no value');
-          records.push({ key, value: topic.codec.decode(message.value), offset: Number(message.offset) });
+          records.push({ key, value: topic.codec.decode(message.value, { timestamp: Number(message.timestamp) }), offset: Number(message.offset) });
         } catch (error) {
           letters.push({ key, letter: deadLetterOf(topic.name, partition, message, error) });
         }
