@@ -7,7 +7,8 @@ export default defineConfig({
     // chdb allows one data directory per process: run test files in forked
     // processes; each fork opens its own directory (see test/support/clickhouse.ts).
     pool: 'forks',
-    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // --expose-gc: memory-bound tests measure the heap after a full collection.
+    poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ['--expose-gc'] } },
     // Starts (or finds) the Kafka broker and Redis the integration tests use;
     // sets KAFKA_BROKERS and REDIS_URL for the forks (test/global-setup.ts).
     globalSetup: ['test/global-setup.ts'],

@@ -162,7 +162,10 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
       maxRows: config.storage.batch_rows,
       maxDelayMs: config.storage.batch_delay_ms,
       ...(coalesceKey === undefined ? {} : { coalesceKey }),
-      onError: (error: unknown, attempt: number) => storageLog.error({ err: error, table: name, attempt }, 'insert failed; retrying'),
+      onError: (error: unknown, attempt: number, info) =>
+        info.retryInMs === null
+          ? storageLog.error({ err: error, table: name, attempt, rows: info.rows.length }, 'insert failed and cannot be retried here; the batch goes back to its consumer, which redelivers it')
+          : storageLog.error({ err: error, table: name, attempt, retry_in_ms: info.retryInMs }, 'insert failed; retrying'),
     });
   const eventsWriter = writer<AgentEvent>('events', (rows) => store.insertEvents(rows));
   const verdictsWriter = writer<Verdict>('verdicts', (rows) => store.insertVerdicts(rows));
