@@ -1,14 +1,15 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { Histogram } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import { PolicyAdminError } from '../detectors/policy-admin.js';
 import { StorageError } from '../storage/errors.js';
 import { admits, type ApiKeyRing } from './auth.js';
 import { ApiError } from './errors.js';
-import type { RouteInfo } from './route.js';
+import type { RateBudget, RouteInfo } from './route.js';
 import { registerAlertRoutes, type AlertsApi } from './routes/alerts.js';
 import { registerAgentRoutes, type AgentsApi } from './routes/agents.js';
 import { registerDataRoutes, type DataApi } from './routes/data.js';
@@ -36,7 +37,39 @@ export interface ApiDeps {
   ready: () => boolean;
   /** Largest request body. @default 4 MiB */
   bodyLimit?: number;
+  /** Request budgets (config `api.rate_limit`). @default {@link DEFAULT_RATE_LIMITS} */
+  rateLimit?: ApiRateLimits;
 }
+
+/** Request budgets per key and window: the `api.rate_limit` config section (cli/config.ts documents each). */
+export interface ApiRateLimits {
+  enabled: boolean;
+  window_seconds: number;
+  read_per_window: number;
+  write_per_window: number;
+  costly_per_window: number;
+  ingest_per_window: number;
+  /** Counted per client address, not per key: a failed request has no key. */
+  auth_failures_per_window: number;
+}
+
+/** The defaults of `api.rate_limit` (a test holds them equal), for an app built without it. */
+export const DEFAULT_RATE_LIMITS: Readonly<ApiRateLimits> = Object.freeze({
+  enabled: true,
+  window_seconds: 60,
+  read_per_window: 600,
+  write_per_window: 300,
+  costly_per_window: 60,
+  ingest_per_window: 100_000,
+  auth_failures_per_window: 30,
+});
+
+/**
+ * Budget counters kept: every key's four budgets plus unauthenticated ingest
+ * by address. The least recently used is dropped beyond, which only ever
+ * hands a fresh budget to a caller idle for longest.
+ */
+const RATE_LIMIT_ENTRIES = 100_000;
 
 /** The app and the routes it serves (for tests and docs). */
 export type ApiApp = FastifyInstance & { routesInfo: RouteInfo[] };
@@ -68,6 +101,24 @@ export async function buildApp(deps: ApiDeps, options: FastifyServerOptions = {}
   }) as unknown as ApiApp;
   const routes: RouteInfo[] = [];
   app.decorate('routesInfo', routes);
+  // Routes registered outside addRoute (event ingest) are listed too, so the
+  // role, size and rate-limit tests cover every route that needs a key.
+  app.addHook('onRoute', (route) => {
+    const access = route.config?.access;
+    const method = route.method;
+    // HEAD twins of GET routes are fastify's own, answered like the GET.
+    if (access === undefined || typeof method !== 'string' || method === 'HEAD' || routes.some((r) => r.method === method && r.url === route.url)) return;
+    const tags = route.schema?.tags;
+    routes.push({
+      method: method as RouteInfo['method'],
+      url: route.url,
+      access,
+      global: route.config?.global ?? false,
+      tag: Array.isArray(tags) && typeof tags[0] === 'string' ? tags[0] : 'other',
+      summary: typeof route.schema?.summary === 'string' ? route.schema.summary : '',
+      bodyLimit: route.bodyLimit ?? app.initialConfig.bodyLimit ?? 1024 * 1024,
+    });
+  });
   app.decorateRequest('principal', null);
   // Input is parsed by each route's zod schema; the JSON schemas only document it.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
@@ -91,27 +142,71 @@ export async function buildApp(deps: ApiDeps, options: FastifyServerOptions = {}
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'AW_API_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
 
-  // Authentication and authorisation, before the body is read.
+  const limits = deps.rateLimit ?? DEFAULT_RATE_LIMITS;
+  const rateLimited =
+    deps.metrics === undefined
+      ? undefined
+      : new Counter({
+          name: 'agentwatch_http_rate_limited_total',
+          help: 'Requests refused with 429 because a key (or an address failing authentication) spent its budget',
+          labelNames: ['budget'],
+          registers: [deps.metrics],
+        });
+  const budgets = limits.enabled ? await requestBudgets(app, limits) : undefined;
+
+  /**
+   * Spends one request of a budget; answers 429 (true) once it is spent.
+   * Answers under a budget carry the plugin's `x-ratelimit-*` headers; a 429 also `Retry-After`.
+   */
+  async function overBudget(request: FastifyRequest, reply: FastifyReply, budget: RateBudget | 'auth_failures'): Promise<boolean> {
+    if (budgets === undefined) return false;
+    const spent = await (budget === 'auth_failures' ? budgets.authFailures : budgets.perKey)(request);
+    if (spent.isAllowed) return false;
+    reply.header('x-ratelimit-limit', spent.max).header('x-ratelimit-remaining', spent.remaining).header('x-ratelimit-reset', spent.ttlInSeconds);
+    if (!spent.isExceeded) return false;
+    reply.header('retry-after', spent.ttlInSeconds);
+    rateLimited?.inc({ budget });
+    const who = budget === 'auth_failures' ? `failed authentications from ${normalizeIP(request.ip)}` : `the ${budget} budget of ${request.principal === null ? `address ${normalizeIP(request.ip)}` : `key ${request.principal.key_id}`}`;
+    void sendError(reply, 429, 'AW_API_RATE_LIMITED', `too many requests: ${who} allows ${spent.max} per ${limits.window_seconds} s; retry in ${spent.ttlInSeconds} s`, {
+      budget,
+      limit: spent.max,
+      window_seconds: limits.window_seconds,
+      retry_after_seconds: spent.ttlInSeconds,
+    });
+    return true;
+  }
+
+  // Authentication, request budgets and authorisation, before the body is read
+  // (so a caller over its budget cannot make the process read 4 MiB bodies).
   app.addHook('onRequest', async (request, reply) => {
     const config = request.routeOptions.config;
     const url = request.routeOptions.url ?? '';
     // Unknown routes answer 404 only to callers with a key; the UI's assets are public like /docs.
     const access = config.access ?? (url.startsWith('/docs') ? 'public' : 'read');
+    // Probes and docs are never limited: a throttled /healthz would get a healthy process restarted.
     if (access === 'public') return;
     const header = request.headers.authorization;
-    if (access === 'ingest' && deps.allowUnauthenticatedIngest === true && header === undefined) return;
+    if (access === 'ingest' && deps.allowUnauthenticatedIngest === true && header === undefined) {
+      if (await overBudget(request, reply, 'ingest')) return reply;
+      return;
+    }
     const principal = deps.keys.authenticate(header);
     if (principal === null) {
+      // Counted by address after the key check, so a valid key behind the same
+      // proxy or NAT is never locked out by someone else's failures.
+      if (await overBudget(request, reply, 'auth_failures')) return reply;
       reply.header('www-authenticate', 'Bearer realm="agentwatch"');
       return sendError(reply, 401, 'AW_API_UNAUTHORIZED', header === undefined ? 'missing bearer API key (Authorization: Bearer <key>)' : 'invalid API key');
     }
+    // Budgets are the key's own: spent before the role check, so a key cannot hammer routes it may not call either.
+    request.principal = principal;
+    if (await overBudget(request, reply, budgetOf(request))) return reply;
     if (!admits(access, principal.role)) {
       return sendError(reply, 403, 'AW_API_FORBIDDEN', `role ${principal.role} may not ${request.method} ${url}`);
     }
     if (config.global === true && principal.tenant !== null) {
       return sendError(reply, 403, 'AW_API_FORBIDDEN', `the policy document is shared by all tenants: changing it needs a key not bound to a tenant (this one is bound to ${principal.tenant})`);
     }
-    request.principal = principal;
   });
 
   if (deps.metrics !== undefined) {
@@ -148,4 +243,43 @@ export async function buildApp(deps: ApiDeps, options: FastifyServerOptions = {}
   if (deps.data !== undefined) registerDataRoutes(app, routes, deps.data);
   if (deps.agents !== undefined) registerAgentRoutes(app, routes, deps.agents);
   return app;
+}
+
+/** The budget a request spends: the route's own, else by what it does. */
+function budgetOf(request: FastifyRequest): RateBudget {
+  const config = request.routeOptions.config;
+  if (config.budget !== undefined) return config.budget;
+  if (config.access === 'ingest') return 'ingest';
+  return request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write';
+}
+
+const BUDGET_LIMIT: Record<RateBudget, 'read_per_window' | 'write_per_window' | 'costly_per_window' | 'ingest_per_window'> = {
+  read: 'read_per_window',
+  write: 'write_per_window',
+  costly: 'costly_per_window',
+  ingest: 'ingest_per_window',
+};
+
+/**
+ * Counters of @fastify/rate-limit (in-process, fixed windows), used from the
+ * authentication hook rather than as the plugin's own route hook: the budget
+ * must be keyed by the key the hook identified, and failed authentications
+ * counted only once they failed.
+ */
+async function requestBudgets(app: FastifyInstance, limits: ApiRateLimits) {
+  const timeWindow = limits.window_seconds * 1000;
+  await app.register(rateLimit, {
+    // No route hooks: the budgets are spent from the authentication hook.
+    global: false,
+    cache: RATE_LIMIT_ENTRIES,
+    timeWindow,
+    // Key ids are [A-Za-z0-9._-], so `key:` and `ip:` names never collide.
+    keyGenerator: (request) => `${budgetOf(request)}|${request.principal === null ? `ip:${normalizeIP(request.ip)}` : `key:${request.principal.key_id}`}`,
+    max: (request) => limits[BUDGET_LIMIT[budgetOf(request)]],
+  });
+  return {
+    perKey: app.createRateLimit(),
+    // Its own store (the plugin's default of 5,000 addresses, least recently used dropped).
+    authFailures: app.createRateLimit({ timeWindow, max: limits.auth_failures_per_window, keyGenerator: (request) => normalizeIP(request.ip) }),
+  };
 }

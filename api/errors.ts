@@ -9,6 +9,8 @@ export const ApiErrorCodes = {
   AW_API_FORBIDDEN: 403,
   AW_API_NOT_FOUND: 404,
   AW_API_BUSY: 429,
+  /** A key (or, for failed authentications, a client address) spent its request budget for the window. */
+  AW_API_RATE_LIMITED: 429,
   AW_API_DRY_RUN_LIMIT: 422,
   AW_API_CONFLICT: 409,
   AW_API_BODY_TOO_LARGE: 413,

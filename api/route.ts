@@ -6,6 +6,13 @@ import { ApiError } from './errors.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
+/**
+ * The request budget a route spends (config `api.rate_limit`): `read` for GET,
+ * `write` for other methods, `ingest` for event ingest, `costly` for routes
+ * that can hold a ClickHouse scan or a worker thread for seconds.
+ */
+export type RateBudget = 'read' | 'write' | 'costly' | 'ingest';
+
 /** What a handler gets: parsed input and the caller. */
 export interface RouteContext<Q, P, B> {
   query: Q;
@@ -40,6 +47,8 @@ export interface RouteSpec<QS extends z.ZodType, PS extends z.ZodType, BS extend
   status?: number;
   /** Largest body this route reads. @default the app's body limit */
   bodyLimit?: number;
+  /** Request budget this route spends. @default `read` for GET, `write` otherwise */
+  budget?: RateBudget;
   handler(ctx: RouteContext<z.output<QS>, z.output<PS>, z.output<BS>>): Promise<unknown>;
 }
 
@@ -51,12 +60,15 @@ export interface RouteInfo {
   global: boolean;
   tag: string;
   summary: string;
+  /** Largest body the route reads (bytes); a larger one is refused with 413. */
+  bodyLimit: number;
 }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
     global?: boolean;
+    budget?: RateBudget;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -76,6 +88,9 @@ function jsonSchema(schema: z.ZodType | undefined): Record<string, unknown> | un
   return out;
 }
 
+/** Fastify's own default, for an app built without `bodyLimit`. */
+const FASTIFY_BODY_LIMIT = 1024 * 1024;
+
 const EMPTY = z.unknown();
 /** A route without query parameters refuses any, so a typo is an error rather than a silently ignored filter. */
 const NO_QUERY = z.strictObject({});
@@ -86,14 +101,15 @@ export function addRoute<QS extends z.ZodType = z.ZodUnknown, PS extends z.ZodTy
   routes: RouteInfo[],
   spec: RouteSpec<QS, PS, BS>,
 ): void {
-  routes.push({ method: spec.method, url: spec.url, access: spec.access, global: spec.global ?? false, tag: spec.tag, summary: spec.summary });
+  const bodyLimit = spec.bodyLimit ?? app.initialConfig.bodyLimit ?? FASTIFY_BODY_LIMIT;
+  routes.push({ method: spec.method, url: spec.url, access: spec.access, global: spec.global ?? false, tag: spec.tag, summary: spec.summary, bodyLimit });
   const querystring = jsonSchema(spec.query);
   const params = jsonSchema(spec.params);
   const body = jsonSchema(spec.body);
   app.route({
     method: spec.method,
     url: spec.url,
-    config: { access: spec.access, global: spec.global ?? false },
+    config: { access: spec.access, global: spec.global ?? false, ...(spec.budget === undefined ? {} : { budget: spec.budget }) },
     ...(spec.bodyLimit === undefined ? {} : { bodyLimit: spec.bodyLimit }),
     schema: {
       summary: spec.summary,

@@ -50,6 +50,8 @@ export const ConfigSchema = z.strictObject({
        * dead-lettered. Old events are accepted (backfills) and flagged late. @default 900000
        */
       max_future_skew_ms: z.number().int().min(1_000).max(366 * 86_400_000).default(15 * 60_000),
+      /** Most events (array items or NDJSON lines) in one `POST /v1/events`; a larger body is refused whole (413) so it can be split and resent. @default 10000 */
+      max_items_per_request: z.number().int().min(1).max(1_000_000).default(10_000),
     })
     .prefault({}),
   bus: z
@@ -111,6 +113,33 @@ export const ConfigSchema = z.strictObject({
           max_rows: z.number().int().min(1).max(100_000).default(10_000),
           /** Longest a `POST /v1/query` runs. @default 10 */
           max_seconds: z.number().min(1).max(60).default(10),
+        })
+        .prefault({}),
+      /**
+       * Request budgets per API key (one key cannot spend another's, so one
+       * tenant cannot starve another), counted in fixed windows per process.
+       * Over a budget the answer is 429 `AW_API_RATE_LIMITED` with `Retry-After`.
+       * `/healthz`, `/readyz` and `/docs` are never limited. See docs/api.md.
+       */
+      rate_limit: z
+        .strictObject({
+          /** Enforce the budgets below. @default true */
+          enabled: z.boolean().default(true),
+          /** Length of the window every budget is counted in, seconds. @default 60 */
+          window_seconds: z.number().int().min(1).max(3600).default(60),
+          /** GET requests (lists, searches, `/metrics`) per key per window: a dashboard polling a dozen panels every 5 s stays under it. @default 600 */
+          read_per_window: z.number().int().min(1).max(10_000_000).default(600),
+          /** Changes (POST, PUT, PATCH, DELETE: acknowledgements, silences, policies) per key per window. @default 300 */
+          write_per_window: z.number().int().min(1).max(10_000_000).default(300),
+          /** `POST /v1/query` and `POST /v1/dry-run` per key per window: each may hold a scan or a worker thread for seconds. @default 60 */
+          costly_per_window: z.number().int().min(1).max(10_000_000).default(60),
+          /**
+           * `POST /v1/events` requests (each a batch) per key per window, or per
+           * client address for unauthenticated ingest. High: agents and collectors send many small batches. @default 100000
+           */
+          ingest_per_window: z.number().int().min(1).max(100_000_000).default(100_000),
+          /** Requests with a missing or unknown key (401) per client address per window; beyond it they get 429. @default 30 */
+          auth_failures_per_window: z.number().int().min(1).max(10_000_000).default(30),
         })
         .prefault({}),
     })

@@ -434,6 +434,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     keys: keyRing,
     allowUnauthenticatedIngest: config.api.allow_unauthenticated_ingest,
     bodyLimit: config.ingest.body_limit,
+    rateLimit: config.api.rate_limit,
     metrics,
     health: () => ({
       stages: [...stages],
@@ -464,6 +465,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     deadLetter: recordDeadLetters,
     maxEventBytes: config.ingest.max_event_bytes,
     bodyLimit: config.ingest.body_limit,
+    maxItemsPerRequest: config.ingest.max_items_per_request,
     maxFutureSkewMs: config.ingest.max_future_skew_ms,
     stats: ingestStats,
     clock,

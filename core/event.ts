@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { problemsFromZod, type ValidationProblem } from './validation.js';
+import { formatPath, problemsFromZod, type ValidationProblem } from './validation.js';
 
 /** Event types of AgentEvent v1 (ARCHITECTURE.md, wire format). */
 export const EventTypes = [
@@ -113,8 +113,41 @@ export interface ValidateEventOptions {
 }
 
 /**
+ * Problems a reason names; the rest are counted. A 6 KB event of three lists
+ * of 1,024 numbers has 3,072 problems: naming them all made the reasons of a
+ * 4 MiB body 140 MB, on dead-letter rows and in the HTTP answer.
+ */
+const REASON_PROBLEMS = 10;
+
+/**
+ * A UTF-16 surrogate without its pair, as a JSON `\ud800` escape produces.
+ * Such text has no UTF-8 encoding: ClickHouse refuses the whole insert, and a
+ * batch writer retrying it would hold back every event behind it.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** `text` with each lone surrogate replaced by U+FFFD, so a reason that quotes input stays storable. */
+function storableText(text: string): string {
+  return text.replace(/\p{Cs}/gu, '\uFFFD');
+}
+
+/** Path of the first string (or attribute key) of a validated event holding a lone surrogate. */
+function loneSurrogatePath(value: unknown, path: readonly PropertyKey[]): PropertyKey[] | undefined {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? [...path] : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const at = [...path, Array.isArray(value) ? Number(key) : key];
+    if (LONE_SURROGATE.test(key)) return at;
+    const found = loneSurrogatePath(item, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
  * Validates one decoded JSON value as AgentEvent v1. Never throws: bad input
- * gets a reason naming the path of every problem.
+ * gets a reason naming the path of each problem (the first 10; `problems`
+ * holds them all).
  */
 export function validateEvent(value: unknown, options: ValidateEventOptions = {}): EventValidation {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -123,6 +156,13 @@ export function validateEvent(value: unknown, options: ValidateEventOptions = {}
   }
   const result = AgentEventSchema.safeParse(value);
   if (result.success) {
+    const unpaired = loneSurrogatePath(result.data, []);
+    if (unpaired !== undefined) {
+      // The path may itself hold the surrogate (an attribute key).
+      const path = storableText(formatPath(unpaired));
+      const message = 'holds an unpaired UTF-16 surrogate (a lone \\uD800–\\uDFFF escape): text must be valid Unicode';
+      return { ok: false, reason: `${path}: ${message}`, problems: [{ path, message }] };
+    }
     const { notAfter } = options;
     if (notAfter !== undefined && result.data.time > notAfter) {
       const message = `${new Date(result.data.time).toISOString()} is later than ${new Date(notAfter).toISOString()}, the latest time ${options.clockName ?? "the receiver's clock"} accepts (ingest.max_future_skew_ms)`;
@@ -131,7 +171,11 @@ export function validateEvent(value: unknown, options: ValidateEventOptions = {}
     return { ok: true, event: result.data };
   }
   const problems = problemsFromZod(result.error);
-  return { ok: false, reason: problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems };
+  const named = problems.length > REASON_PROBLEMS ? problems.slice(0, REASON_PROBLEMS) : problems;
+  const more = problems.length - named.length;
+  const reason = named.map((p) => `${p.path}: ${p.message}`).join('; ') + (more > 0 ? `; … and ${more} more problems` : '');
+  // Paths quote attribute keys as sent.
+  return { ok: false, reason: storableText(reason), problems };
 }
 
 /** Partition key of an event: tenant and agent id, so one agent's events stay in order on one partition. */

@@ -24,11 +24,11 @@ const AtlasId = z.string().regex(/^AML\.T\d{4}(\.\d{3})?$/, 'must be a MITRE ATL
 /** Optional scope of a policy; an omitted field matches everything. */
 export const PolicyMatchSchema = z.strictObject({
   /** Agent ids or names, wildcards allowed. */
-  agents: z.array(z.string().min(1)).max(10_000).optional(),
+  agents: z.array(z.string().min(1).max(256)).max(10_000).optional(),
   /** Event types the policy looks at. */
   event_types: z.array(z.enum(EventTypes)).min(1).optional(),
   /** Tenants the policy applies to (wildcards allowed). */
-  tenants: z.array(z.string().min(1)).optional(),
+  tenants: z.array(z.string().min(1).max(256)).max(10_000).optional(),
 });
 export type PolicyMatch = z.infer<typeof PolicyMatchSchema>;
 
@@ -60,7 +60,7 @@ export const PolicyExceptionSchema = z.strictObject({
   /** Recorded on verdicts; default `<policy id>/exceptions[<index>]`. */
   id: PolicyId.optional(),
   /** Agent ids or names, wildcards allowed (as in `match.agents`). */
-  agents: z.array(z.string().min(1)).min(1).max(10_000),
+  agents: z.array(z.string().min(1).max(256)).min(1).max(10_000),
   /** Why the exception exists (the business justification). */
   reason: z.string().trim().min(1, 'must say why the exception exists').max(2000),
   /** Who approved it (person or ticket). */
@@ -73,7 +73,7 @@ export const PolicyExceptionSchema = z.strictObject({
   /** Only events of these types are excepted; omitted: every type the policy sees. */
   event_types: z.array(z.enum(EventTypes)).min(1).optional(),
   /** Only events whose `resource` matches one of these wildcards; omitted: any resource (or none). */
-  resources: z.array(z.string().min(1)).min(1).max(10_000).optional(),
+  resources: z.array(z.string().min(1).max(1024)).min(1).max(10_000).optional(),
 });
 export type PolicyException = z.output<typeof PolicyExceptionSchema>;
 /** An exception after parsing: its id is always set. */
@@ -82,14 +82,14 @@ export type ValidatedPolicyException = PolicyException & { id: string };
 /** The common fields of one policy; `config` is validated by the policy type's own schema. */
 export const PolicyCommonSchema = z.strictObject({
   id: PolicyId,
-  type: z.string().min(1),
+  type: z.string().min(1).max(64),
   description: z.string().max(2000).optional(),
   enabled: z.boolean().default(true),
   severity: z.enum(Severities).default('medium'),
   action: z.enum(PolicyActions).default('alert'),
   match: PolicyMatchSchema.optional(),
   config: z.record(z.string(), z.unknown()).default({}),
-  atlas: z.array(AtlasId).optional(),
+  atlas: z.array(AtlasId).max(100).optional(),
   /** Approved exceptions; see {@link PolicyExceptionSchema}. */
   exceptions: z.array(PolicyExceptionSchema).max(1000).optional(),
 });
@@ -112,7 +112,7 @@ export const PolicyDocumentShapeSchema = z.strictObject({
   mode: z.enum(['monitoring', 'strict']).default('monitoring'),
   timezone: TimeZoneSchema.default('UTC'),
   /** Policy packs merged before this document's own policies (resolved by the file loader). */
-  include: z.array(z.string().trim().min(1)).max(100).optional(),
+  include: z.array(z.string().trim().min(1).max(1024)).max(100).optional(),
   policies: z.array(z.unknown()).max(10_000).default([]),
 });
 

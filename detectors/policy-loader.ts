@@ -262,7 +262,9 @@ function firstDuplicateKey(root: unknown, text: string): { key: string; line: nu
 export function decodePolicyYaml(text: string): { ok: true; value: unknown } | { ok: false; problems: ValidationProblem[] } {
   // The yaml library's own duplicate-key check is quadratic in the keys of a
   // mapping (a 400 KB document took 80 s): check with a Set per mapping instead.
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: false });
+  // logLevel "error": the library's warnings (a mapping key that is itself a
+  // collection) would go to process.emitWarning; such keys fail validation anyway.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: false, logLevel: 'error' });
   if (doc.errors.length === 0) {
     const duplicate = firstDuplicateKey(doc.contents, text);
     if (duplicate !== undefined) {
@@ -278,5 +280,11 @@ export function decodePolicyYaml(text: string): { ok: true; value: unknown } | {
       })),
     };
   }
-  return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+  try {
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+  } catch (error) {
+    // Building the value refuses aliases that expand beyond maxAliasCount ("billion laughs")
+    // and aliases of anchors never set (`*a` alone), by throwing.
+    return { ok: false, problems: [{ path: '(document)', message: (error as Error).message }] };
+  }
 }

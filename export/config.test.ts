@@ -5,7 +5,7 @@ import { resolveExportConfig, scheduleCron } from './config.js';
 describe('resolveExportConfig', () => {
   it('defaults into the data directory and runs no schedule', () => {
     const config = resolveExportConfig({ data_dir: '/var/lib/aw' });
-    expect(config).toMatchObject({ dir: '/var/lib/aw/exports', keyFile: '/var/lib/aw/export-signing-key.pem', include_events: false, schedules: [], page_rows: 10_000 });
+    expect(config).toMatchObject({ dir: '/var/lib/aw/exports', keyFile: '/var/lib/aw/export-signing-key.pem', include_events: false, schedules: [], page_rows: 10_000, retry_delay_ms: 30_000, max_retry_delay_ms: 900_000 });
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -28,5 +28,6 @@ describe('resolveExportConfig', () => {
       resolveExportConfig({ data_dir: 'd', export: { schedules: [{ name: 'x', period: 'daily' }, { name: 'x', period: 'weekly' }] } }),
     ).toThrow(/export\.schedules\[1\]\.name: duplicate schedule name "x"/);
     expect(() => resolveExportConfig({ data_dir: 'd', export: { shedules: [] } })).toThrow(/export: Unrecognized key/);
+    expect(() => resolveExportConfig({ data_dir: 'd', export: { retry_delay_ms: 60_000, max_retry_delay_ms: 30_000 } })).toThrow(/export\.max_retry_delay_ms: must be at least retry_delay_ms \(60000\)/);
   });
 });

@@ -82,6 +82,16 @@ export const ExportConfigSchema = z
      * @default 400
      */
     max_catch_up: z.number().int().min(1).max(10_000).default(400),
+    /**
+     * Wait before the scheduler first retries a period whose export failed
+     * (a full disk, a read-only remount, the store unreachable); it doubles
+     * with each further failure up to `max_retry_delay_ms`. The period, and
+     * the later ones of its schedule behind it, stay pending meanwhile.
+     * @default 30000
+     */
+    retry_delay_ms: z.number().int().min(1).max(86_400_000).default(30_000),
+    /** Longest wait between two retries of a failing export. @default 900000 (15 min) */
+    max_retry_delay_ms: z.number().int().min(1).max(86_400_000).default(900_000),
     /** Schedules run by `agentwatch run` and `agentwatch alerter`; none by default. @default [] */
     schedules: z
       .array(ExportScheduleSchema)
@@ -94,6 +104,11 @@ export const ExportConfigSchema = z
           seen.add(s.name);
         });
       }),
+  })
+  .superRefine((config, ctx) => {
+    if (config.max_retry_delay_ms < config.retry_delay_ms) {
+      ctx.addIssue({ code: 'custom', path: ['max_retry_delay_ms'], message: `must be at least retry_delay_ms (${config.retry_delay_ms})` });
+    }
   });
 export type ExportConfig = z.output<typeof ExportConfigSchema>;
 

@@ -47,6 +47,13 @@ export interface ExportOptions {
   logger?: ExportLogger;
   /** Called after each page written, with the rows written so far for the tenant. */
   onRows?: (tenant: string, rowsSoFar: number) => void;
+  /**
+   * Called with the hidden work directory once it exists, before anything is
+   * written into it. A test seam, unset in production: the disk-full test
+   * links a file name there to /dev/full, so that write fails with a real
+   * ENOSPC from the kernel.
+   */
+  onWorkDir?: (workDir: string) => void;
 }
 
 /** What one tenant's export of one period did. */
@@ -88,6 +95,11 @@ export async function exportPeriod(period: Period, options: ExportOptions & { te
  * hash) and `manifest.sig`. Files are written into a hidden directory and
  * renamed into place, so an export is complete or absent. Re-running a
  * period whose data did not change leaves the existing export untouched.
+ *
+ * @throws ExportError `AW_EXPORT_WRITE_FAILED` (retriable) when a write fails
+ * (ENOSPC, EDQUOT, EIO, EROFS, ...): the hidden directory is removed, its
+ * files closed, an existing export of the period is kept as it was, and the
+ * error's details name the tenant, period, export path, file and errno.
  */
 export async function exportTenantPeriod(period: Period, tenant: string, options: ExportOptions): Promise<TenantExportResult> {
   const { dir, source, key, logger } = options;
@@ -95,13 +107,18 @@ export async function exportTenantPeriod(period: Period, tenant: string, options
   const tenantDir = path.join(dir, tenantDirName(tenant));
   const finalDir = path.join(tenantDir, period.id);
   const workDir = path.join(tenantDir, `.partial-${period.id}-${randomBytes(4).toString('hex')}`);
+  // For the error: the writers still open, and the file written outside of one.
+  const openWriters = new Set<HashedFileWriter>();
+  let writing: string | undefined;
   try {
-    mkdirSync(workDir, { recursive: true });
+    mkdirSync(tenantDir, { recursive: true });
+    // Not recursive: an existing directory is an error, so this one is new and no other export writes to it.
+    mkdirSync(workDir);
+    writing = path.join(dir, PUBLIC_KEY_FILE);
     writePublicKey(dir, key);
-  } catch (cause) {
-    throw writeFailed(`preparing ${workDir}`, cause);
-  }
-  try {
+    writing = undefined;
+    options.onWorkDir?.(workDir);
+
     const chain = readChain(tenantDir, period, logger);
     let rowsSoFar = 0;
     const counted = (n: number): void => {
@@ -110,9 +127,14 @@ export async function exportTenantPeriod(period: Period, tenant: string, options
     };
     const files: ManifestFile[] = [];
     const rows: Record<string, number> = {};
-    const open = (name: string, gzip: boolean): HashedFileWriter => new HashedFileWriter(path.join(workDir, name), { gzip });
+    const open = (name: string, gzip: boolean): HashedFileWriter => {
+      const writer = new HashedFileWriter(path.join(workDir, name), { gzip });
+      openWriters.add(writer);
+      return writer;
+    };
     const finish = async (name: string, writer: HashedFileWriter, count: number): Promise<void> => {
       const written = await writer.close();
+      openWriters.delete(writer);
       files.push({ name, rows: count, bytes: written.bytes, sha256: written.sha256 });
       rows[name] = count;
     };
@@ -176,8 +198,12 @@ export async function exportTenantPeriod(period: Period, tenant: string, options
     };
     const manifestBytes = serializeManifest(manifest);
     const signature = signManifest(manifestBytes, key);
-    writeFileSync(path.join(workDir, MANIFEST_FILE), manifestBytes, { flag: 'wx' });
-    writeFileSync(path.join(workDir, SIGNATURE_FILE), signature, { flag: 'wx' });
+    // No O_EXCL: the directory is new (and the disk-full test links these names to /dev/full).
+    writing = MANIFEST_FILE;
+    writeFileSync(path.join(workDir, MANIFEST_FILE), manifestBytes);
+    writing = SIGNATURE_FILE;
+    writeFileSync(path.join(workDir, SIGNATURE_FILE), signature);
+    writing = undefined;
 
     const outcome = await place(workDir, finalDir, manifest, manifestBytes, signature);
     const result: TenantExportResult = { tenant, period, path: finalDir, outcome, manifestSha256: sha256Of(manifestBytes), rows, laterExports: chain.later };
@@ -192,9 +218,27 @@ export async function exportTenantPeriod(period: Period, tenant: string, options
     logger?.info({ tenant, period: period.id, outcome, rows, path: finalDir }, 'export done');
     return result;
   } catch (error) {
-    rmSync(workDir, { recursive: true, force: true });
+    // The file that failed first; the other writers stop with "premature close" once aborted.
+    const failedFile = [...openWriters].find((writer) => writer.failure !== undefined)?.file ?? writing;
+    // Close every descriptor before removing: a deleted file still open keeps its blocks.
+    await Promise.all([...openWriters].map((writer) => writer.abort()));
+    removeWorkDir(workDir, logger);
     if (error instanceof ExportError) throw error;
-    throw writeFailed(`exporting ${tenant} ${period.id}`, error);
+    const file = failedFile === undefined ? undefined : path.dirname(failedFile) === workDir ? path.basename(failedFile) : failedFile;
+    throw exportWriteFailed({ tenant, period: period.id, path: finalDir, ...(file === undefined ? {} : { file }) }, error);
+  }
+}
+
+/**
+ * Removes the hidden work directory of a failed export. When even that fails
+ * (a file system remounted read-only) the directory stays: hidden, so
+ * verification and later exports skip it, and named in a warning.
+ */
+function removeWorkDir(workDir: string, logger: ExportLogger | undefined): void {
+  try {
+    rmSync(workDir, { recursive: true, force: true });
+  } catch (error) {
+    logger?.warn({ path: workDir, err: error }, 'cannot remove the work directory of a failed export; it is hidden (verify and later exports skip it), remove it by hand');
   }
 }
 
@@ -272,7 +316,13 @@ async function place(workDir: string, finalDir: string, manifest: Manifest, mani
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     oldDir = null;
   }
-  renameSync(workDir, finalDir);
+  try {
+    renameSync(workDir, finalDir);
+  } catch (error) {
+    // Put the export that was there back: a failed re-run must leave it as it was.
+    if (oldDir !== null) renameSync(oldDir, finalDir);
+    throw error;
+  }
   if (oldDir !== null) rmSync(oldDir, { recursive: true, force: true });
   return sameManifest ? 'repaired' : outcome;
 }
@@ -300,18 +350,47 @@ export function writePublicKey(dir: string, key: SigningKey): void {
     current = null;
   }
   if (current === key.publicKeyPem) return;
-  if (current !== null) {
-    let fingerprint: string;
-    try {
-      fingerprint = keyFingerprint(createPublicKey(current));
-    } catch {
-      fingerprint = `unreadable-${randomBytes(4).toString('hex')}`;
+  // Written under a hidden name and renamed: a full disk must not leave a
+  // truncated key, or no key at all, next to exports that need it.
+  const temp = path.join(dir, `.${PUBLIC_KEY_FILE}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    writeFileSync(temp, key.publicKeyPem, { mode: 0o644, flag: 'wx' });
+    if (current !== null) {
+      let fingerprint: string;
+      try {
+        fingerprint = keyFingerprint(createPublicKey(current));
+      } catch {
+        fingerprint = `unreadable-${randomBytes(4).toString('hex')}`;
+      }
+      renameSync(file, path.join(dir, `signing-key.${fingerprint.replace(/^sha256:/, '').slice(0, 16)}.pub.pem`));
     }
-    renameSync(file, path.join(dir, `signing-key.${fingerprint.replace(/^sha256:/, '').slice(0, 16)}.pub.pem`));
+    renameSync(temp, file);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
   }
-  writeFileSync(file, key.publicKeyPem, { mode: 0o644 });
 }
 
-function writeFailed(what: string, cause: unknown): ExportError {
-  return new ExportError('AW_EXPORT_WRITE_FAILED', `${what}: ${(cause as Error).message}`, { cause });
+/** Where a failed export was going; the details of its `AW_EXPORT_WRITE_FAILED`. */
+export interface ExportWriteFailure {
+  tenant: string;
+  period: string;
+  /** The export's directory (an export already there is kept as it was). */
+  path: string;
+  /** The file being written: a name in the export, or the public key's path. */
+  file?: string;
+  /** The system error code: ENOSPC, EDQUOT, EIO, EROFS, ... */
+  errno?: string;
+}
+
+/**
+ * A failed write as a retriable `AW_EXPORT_WRITE_FAILED`: a full disk, a
+ * quota or a read-only remount is fixed outside the process, and the next
+ * attempt writes the export from scratch.
+ */
+function exportWriteFailed(where: Omit<ExportWriteFailure, 'errno'>, cause: unknown): ExportError {
+  const errno = (cause as NodeJS.ErrnoException | null)?.code;
+  const details: ExportWriteFailure = { ...where, ...(typeof errno === 'string' ? { errno } : {}) };
+  const writing = where.file === undefined ? '' : ` writing ${where.file}`;
+  return new ExportError('AW_EXPORT_WRITE_FAILED', `export of ${where.tenant} ${where.period} to ${where.path} failed${writing}: ${(cause as Error).message}`, { cause, retriable: true, details });
 }

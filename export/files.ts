@@ -19,12 +19,22 @@ export interface WrittenFile {
  * may change the compressed bytes, never the content).
  */
 export class HashedFileWriter {
+  /** The file written. */
+  readonly file: string;
   readonly #input: Writable;
   readonly #done: Promise<void>;
   readonly #hash = createHash('sha256');
   #bytes = 0;
+  #failure: unknown = undefined;
 
+  /**
+   * Opens `file` for writing, replacing it: the exporter writes only into a
+   * directory it has just created, so there is nothing to protect with
+   * O_EXCL (and a name linked to /dev/full there is followed, which is how
+   * the disk-full test gets a real ENOSPC).
+   */
   constructor(file: string, options: { gzip: boolean }) {
+    this.file = file;
     const tap = new Transform({
       transform: (chunk: Buffer, _encoding, callback) => {
         this.#hash.update(chunk);
@@ -32,7 +42,7 @@ export class HashedFileWriter {
         callback(null, chunk);
       },
     });
-    const out = createWriteStream(file, { flags: 'wx', mode: 0o644 });
+    const out = createWriteStream(file, { flags: 'w', mode: 0o644 });
     if (options.gzip) {
       const gzip = createGzip({ level: 6 });
       this.#input = gzip;
@@ -42,7 +52,14 @@ export class HashedFileWriter {
       this.#done = pipeline(tap, out);
     }
     // Surfaced by write() or close(); not an unhandled rejection meanwhile.
-    this.#done.catch(() => undefined);
+    this.#done.catch((error: unknown) => {
+      this.#failure = error;
+    });
+  }
+
+  /** The error that stopped the file (ENOSPC, EIO, ...), once it has; undefined while it has not. */
+  get failure(): unknown {
+    return this.#failure;
   }
 
   /** Writes text, waiting while the stream is full. */
@@ -57,7 +74,12 @@ export class HashedFileWriter {
     return { bytes: this.#bytes, sha256: this.#hash.digest('hex') };
   }
 
-  /** Stops writing after a failure elsewhere; the caller removes the file. */
+  /**
+   * Stops writing after a failure (its own or elsewhere) and closes the
+   * file descriptor; the caller removes the file. Until the descriptor is
+   * closed a removed file still holds its blocks, which matters most when
+   * the disk is full.
+   */
   async abort(): Promise<void> {
     this.#input.destroy();
     await this.#done.catch(() => undefined);

@@ -160,17 +160,43 @@ describe('ExportScheduler', () => {
     expect(ids(h)).toEqual(['2026-11-20/a', '2026-11-20/b', '2026-11-20/c', '2026-11-21/a', '2026-11-21/b', '2026-11-21/c']);
   });
 
-  it('retries after the retry delay when an export fails under the timer', async () => {
+  it('retries under the timer after 30 s, doubling per failure, and back on schedule once it succeeds', async () => {
     const daily = schedule({ name: 'daily', period: 'daily', timezone: 'UTC' });
     const h = harness([daily], '2026-11-20T01:00:00Z');
     h.failFor.add('2026-11-19/acme');
     h.scheduler.start();
     await h.clock.advanceTo(h.clock.time, () => h.scheduler.idle());
     expect(ids(h)).toEqual([]);
-    expect(h.clock.nextTimerAt()).toBe(Date.parse('2026-11-20T01:05:00Z'));
+    expect(h.clock.nextTimerAt()).toBe(Date.parse('2026-11-20T01:00:30Z'));
+    await h.clock.advanceTo(Date.parse('2026-11-20T01:00:30Z'), () => h.scheduler.idle());
+    expect(h.clock.nextTimerAt()).toBe(Date.parse('2026-11-20T01:01:30Z'));
+    expect(h.scheduler.failures()).toMatchObject([{ schedule: 'daily', period: '2026-11-19', tenant: 'acme', attempts: 2 }]);
     h.failFor.clear();
-    await h.clock.advanceTo(Date.parse('2026-11-20T01:05:00Z'), () => h.scheduler.idle());
+    await h.clock.advanceTo(Date.parse('2026-11-20T01:01:30Z'), () => h.scheduler.idle());
     expect(ids(h)).toEqual(['2026-11-19/acme']);
+    expect(h.scheduler.failures()).toEqual([]);
+    expect(h.clock.nextTimerAt()).toBe(Date.parse('2026-11-20T02:01:30Z'));
+    await h.scheduler.stop();
+  });
+
+  it('a failing schedule waits out its backoff while another schedule runs on time', async () => {
+    const daily = schedule({ name: 'daily', period: 'daily', timezone: 'UTC' });
+    const weekly = schedule({ name: 'weekly', period: 'weekly', timezone: 'UTC' });
+    // Sunday 2026-11-22 23:59:50: the 21st's daily fails; the week ends 10 s later and is due at 00:15.
+    const h = harness([daily, weekly], '2026-11-22T23:59:50Z');
+    h.failFor.add('2026-11-21/acme');
+    h.scheduler.start();
+    await h.clock.advanceTo(h.clock.time, () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-W46/acme']);
+    // Retries at 00:00:20, 00:01:20, 00:03:20, 00:07:20, each failing, then 00:15:20;
+    // the week is exported at 00:15 without an early retry of the daily.
+    h.exported.length = 0;
+    await h.clock.advanceTo(Date.parse('2026-11-23T00:15:00Z'), () => h.scheduler.idle());
+    expect(ids(h)).toEqual(['2026-W47/acme']);
+    expect(h.scheduler.failures()).toMatchObject([{ schedule: 'daily', period: '2026-11-21', attempts: 5, retryAt: Date.parse('2026-11-23T00:15:20Z') }]);
+    const retryAt = h.scheduler.failures()[0]?.retryAt ?? 0;
+    expect(retryAt).toBeGreaterThan(Date.parse('2026-11-23T00:15:00Z'));
+    expect(h.clock.nextTimerAt()).toBe(retryAt);
     await h.scheduler.stop();
   });
 

@@ -38,6 +38,8 @@ export function createExportScheduler(config: ResolvedExportConfig, deps: Export
     schedules: config.schedules,
     stateFile: path.join(config.dir, SCHEDULE_STATE_FILE),
     maxCatchUp: config.max_catch_up,
+    retryDelayMs: config.retry_delay_ms,
+    maxRetryDelayMs: config.max_retry_delay_ms,
     listTenants: (period) => deps.source.tenantsWithRows(period, config.include_events),
     exportTenant: async (period, tenant) => {
       key ??= loadSigningKey(config.keyFile, deps.logger);

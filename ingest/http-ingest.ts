@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_MAX_FUTURE_SKEW_MS, type AgentEvent } from '../core/event.js';
 import type { DeadLetter } from '../core/records.js';
-import { parseEventsBody } from './parse-events.js';
+import { deadLetterRaw, parseEventsBody } from './parse-events.js';
 
 export interface IngestStats {
   received: number;
@@ -22,6 +22,8 @@ export interface EventIngestDeps {
   bodyLimit: number;
   /** How far ahead of the ingest clock an event's time may be. @default 15 minutes */
   maxFutureSkewMs?: number;
+  /** Most items one body may hold; a body with more is refused as a whole (413). @default 10000 */
+  maxItemsPerRequest?: number;
   stats: IngestStats;
   clock?: () => number;
 }
@@ -32,7 +34,10 @@ const CONTENT_TYPES = ['application/json', 'application/x-ndjson', 'application/
  * `POST /v1/events`: a JSON array of AgentEvent v1 objects, or NDJSON. The
  * answer lists every item as accepted or rejected (with the reason); rejected
  * items go to the dead letters. 200 when anything was accepted, 400 when nothing
- * was, 413 for a body over the limit.
+ * was, 413 for a body over the byte limit (not read, no dead letter) or with
+ * more items than `maxItemsPerRequest` (one dead letter; nothing accepted).
+ * A body is decoded as UTF-8 whatever charset its content type names, and
+ * invalid bytes become U+FFFD (fastify's string parser).
  */
 export async function registerEventIngest(app: FastifyInstance, deps: EventIngestDeps): Promise<void> {
   const clock = deps.clock ?? Date.now;
@@ -55,13 +60,18 @@ export async function registerEventIngest(app: FastifyInstance, deps: EventInges
       const body = typeof request.body === 'string' ? request.body : '';
       const source = `http:${request.ip}`;
       const now = clock();
-      const parsed = parseEventsBody(body, { maxEventBytes: deps.maxEventBytes, notAfter: now + (deps.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS) });
+      const parsed = parseEventsBody(body, {
+        maxEventBytes: deps.maxEventBytes,
+        notAfter: now + (deps.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS),
+        ...(deps.maxItemsPerRequest === undefined ? {} : { maxItems: deps.maxItemsPerRequest }),
+      });
       if (parsed.fatal !== undefined) {
+        const code = parsed.fatalCode ?? 'AW_INGEST_UNREADABLE_BODY';
         deps.stats.rejected++;
         deps.deadLetter([
-          { id: randomUUID(), received_at: now, source, reason: parsed.fatal, raw: body.slice(0, 4096), raw_bytes: Buffer.byteLength(body) },
+          { id: randomUUID(), received_at: now, source, reason: parsed.fatal, raw: deadLetterRaw(body), raw_bytes: Buffer.byteLength(body) },
         ]);
-        return reply.code(400).send({ code: 'AW_INGEST_UNREADABLE_BODY', message: parsed.fatal, details: null });
+        return reply.code(code === 'AW_INGEST_TOO_MANY_ITEMS' ? 413 : 400).send({ code, message: parsed.fatal, details: null });
       }
       deps.stats.received += parsed.events.length + parsed.rejected.length;
       // A tenant-bound key may only send its own tenant's events.
@@ -72,7 +82,7 @@ export async function registerEventIngest(app: FastifyInstance, deps: EventInges
           for (const e of parsed.events) {
             if (e.event.tenant === bound) continue;
             const raw = JSON.stringify(e.event);
-            parsed.rejected.push({ index: e.index, event_id: e.event.event_id, reason: `tenant ${e.event.tenant} is not the tenant of this API key (${bound})`, raw: raw.slice(0, 4096), rawBytes: Buffer.byteLength(raw) });
+            parsed.rejected.push({ index: e.index, event_id: e.event.event_id, reason: `tenant ${e.event.tenant} is not the tenant of this API key (${bound})`, raw: deadLetterRaw(raw), rawBytes: Buffer.byteLength(raw) });
           }
           parsed.events = own;
         }

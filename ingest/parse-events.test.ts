@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseEventsBody } from './parse-events.js';
+import { DEAD_LETTER_RAW_LIMIT, parseEventsBody } from './parse-events.js';
 
 const ev = (id: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ event_id: id, time: '2026-11-24T10:00:00Z', agent: { id: 'a' }, type: 'api_call', ...extra });
@@ -55,6 +55,39 @@ describe('parseEventsBody', () => {
     const arr = parseEventsBody(`[${ev('1')},${big}]`, opts);
     expect(arr.rejected.map((x) => x.index)).toEqual([1]);
     expect(arr.rejected[0]!.raw.length).toBeLessThanOrEqual(4096);
+  });
+
+  it('refuses a body of more items than maxItems as a whole, in both forms', () => {
+    const capped = { ...opts, maxItems: 3 };
+    for (const [fits, over] of [
+      ['[1,2,3]', '[1,2,3,4]'],
+      ['1\n2\n\n3\n', '1\n2\n\n3\n4'],
+    ] as const) {
+      expect(parseEventsBody(fits, capped).rejected).toHaveLength(3);
+      const r = parseEventsBody(over, capped);
+      expect(r).toMatchObject({ events: [], rejected: [], fatalCode: 'AW_INGEST_TOO_MANY_ITEMS', fatal: expect.stringMatching(/at most 3: split it$/) });
+    }
+  });
+
+  it('rejects an array item too deep for JSON.stringify instead of throwing', () => {
+    const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    const r = parseEventsBody(`[${ev('1')},${deep}]`, opts);
+    expect(r.events).toHaveLength(1);
+    expect(r.rejected).toMatchObject([{ index: 1 }]);
+  });
+
+  it('keeps rejections storable: no half surrogate pair in a reason, a raw text or an event id', () => {
+    const emoji = '\u{1F600}';
+    const cut = parseEventsBody(`x${emoji.repeat(DEAD_LETTER_RAW_LIMIT)}`, opts);
+    const quoted = parseEventsBody(emoji, opts);
+    const lone = parseEventsBody('{"event_id":"a\\ud800","time":0,"agent":{"id":"a"},"type":"auth"}', opts);
+    for (const r of [...cut.rejected, ...quoted.rejected, ...lone.rejected]) expect(/\p{Cs}/u.test(r.reason + r.raw + (r.event_id ?? ''))).toBe(false);
+    expect(lone.rejected[0]).toMatchObject({ event_id: 'a\uFFFD', reason: expect.stringMatching(/^event_id: holds an unpaired UTF-16 surrogate/) });
+  });
+
+  it('counts the bytes of a rejected array item, and names a syntax error quoting "constructor" as such', () => {
+    expect(parseEventsBody('["abc"]', opts).rejected[0]).toMatchObject({ raw: '"abc"', rawBytes: 5 });
+    expect(parseEventsBody('{"constructor": oops}', opts).rejected[0]!.reason).toMatch(/^not valid JSON/);
   });
 
   it('reports unreadable bodies as fatal', () => {

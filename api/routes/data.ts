@@ -86,6 +86,8 @@ export function registerDataRoutes(app: FastifyInstance, routes: RouteInfo[], ap
     tag: 'query',
     summary: 'Run one read-only SELECT with bound parameters; row and time limits apply, and a tenant-bound key sees only its tenant',
     body: QueryBody,
+    // One query may scan for up to api.query.max_seconds.
+    budget: 'costly',
     handler: async ({ body, tenantScope }) => api.query(body.sql, body.params, tenantScope()),
   });
 }

@@ -323,6 +323,8 @@ export function registerPolicyRoutes(app: FastifyInstance, routes: RouteInfo[], 
     summary: 'Judge a sample event against the running document or a candidate; nothing is stored or changed',
     body: DryRunBody,
     bodyLimit: POLICY_BODY_LIMIT,
+    // A candidate document runs in a worker thread for up to 5 s.
+    budget: 'costly',
     handler: async ({ body, tenantScope }) => {
       const tenant = tenantScope();
       if (tenant !== undefined && typeof body.event === 'object' && body.event !== null) {

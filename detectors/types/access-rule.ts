@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Finding, PolicyType } from '../../core/detector.js';
 import { coreError } from '../../core/errors.js';
 import type { AgentEvent } from '../../core/event.js';
-import { compileGlobs, type GlobMatcher } from '../../core/glob.js';
+import { compileGlobs, compileTaggedGlobs, type GlobMatcher } from '../../core/glob.js';
 import { TimeZoneSchema, type ValidatedPolicy } from '../../core/policy.js';
 import type { Evidence } from '../../core/records.js';
 import { agentLabel } from '../describe.js';
@@ -212,6 +212,10 @@ interface CompiledRule {
 
 export interface CompiledAccessRule {
   rules: CompiledRule[];
+  /** Indexes of the rules for any resource (`"*"`), ascending. */
+  anyResourceRules: number[];
+  /** Indexes of the rules with a resource pattern the (normalised) resource matches, ascending. */
+  rulesForResource: (resource: string) => number[];
   defaultEffect: AccessEffect;
   roleAttribute: string;
 }
@@ -261,6 +265,25 @@ function ruleMatches(rule: CompiledRule, event: AgentEvent, resource: string | u
   if (rule.roles !== null && (role === undefined || !rule.roles(role))) return false;
   if (rule.agents !== null && !rule.agents(event.agent.id) && (event.agent.name === undefined || !rule.agents(event.agent.name))) return false;
   return rule.window === null || inWindow(rule.window, event.time);
+}
+
+/**
+ * The first rule, in order, that matches. Only rules for any resource and
+ * rules whose resource patterns match are tried (the index finds those), so
+ * ten thousand rules cost a few lookups per event rather than a scan.
+ */
+function firstMatchingRule(c: CompiledAccessRule, event: AgentEvent, resource: string | undefined, role: string | undefined): CompiledRule | null {
+  const any = c.anyResourceRules;
+  const some = resource === undefined ? [] : c.rulesForResource(resource);
+  // Both lists are ascending: merge them to try the candidates in rule order.
+  let i = 0;
+  let j = 0;
+  while (i < any.length || j < some.length) {
+    const fromAny = j >= some.length || (i < any.length && (any[i] as number) < (some[j] as number));
+    const rule = c.rules[fromAny ? (any[i++] as number) : (some[j++] as number)] as CompiledRule;
+    if (ruleMatches(rule, event, resource, role)) return rule;
+  }
+  return null;
 }
 
 /**
@@ -336,7 +359,14 @@ export const accessRulePolicy: PolicyType<AccessRuleConfig, CompiledAccessRule> 
         window: compileWindow(rule, clocks, ctx.timezone, policy.id, name),
       };
     });
-    return { rules, defaultEffect: policy.config.default_effect, roleAttribute: policy.config.role_attribute };
+    const patterns = policy.config.rules.flatMap((rule, index) => (rule.resources.includes('*') ? [] : rule.resources.map((p) => [p, index] as const)));
+    return {
+      rules,
+      anyResourceRules: rules.filter((r) => r.resources === null).map((r) => r.index),
+      rulesForResource: compileTaggedGlobs(patterns),
+      defaultEffect: policy.config.default_effect,
+      roleAttribute: policy.config.role_attribute,
+    };
   },
 
   decide(event, _results, c) {
@@ -344,7 +374,7 @@ export const accessRulePolicy: PolicyType<AccessRuleConfig, CompiledAccessRule> 
     const resource = rawResource === undefined ? undefined : normaliseResourcePath(rawResource);
     const role = roleOf(event, c.roleAttribute);
     // First match wins, as in a firewall: order rules from specific to general.
-    const rule = c.rules.find((r) => ruleMatches(r, event, resource, role)) ?? null;
+    const rule = firstMatchingRule(c, event, resource, role);
     const effect = rule === null ? c.defaultEffect : rule.effect;
     if (effect === 'allow') return null;
     return accessFinding(event, c, rule, rawResource, resource, role);

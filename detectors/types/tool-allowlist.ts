@@ -99,7 +99,10 @@ interface CompiledToolPattern {
 
 export interface CompiledToolAllowlist {
   allowAll: boolean;
-  patterns: CompiledToolPattern[];
+  /** Entries naming one server (no wildcard), by lower-cased server: a call meets only its server's entries. */
+  byServer: Map<string, CompiledToolPattern[]>;
+  /** Entries whose server has a wildcard. */
+  anyServer: CompiledToolPattern[];
   denyUnpinned: boolean;
 }
 
@@ -127,10 +130,7 @@ export function toolOf(event: AgentEvent): ToolRef | undefined {
   return { server, name: tool.name, version, uri: `mcp://${server}/${tool.name}${version === undefined ? '' : `@${version}`}` };
 }
 
-function compilePattern(entry: string): CompiledToolPattern {
-  const parsed = parseToolPattern(entry);
-  // The schema rejected anything else; a pattern that slipped through must never allow.
-  if (typeof parsed === 'string') return { server: () => false, tool: () => false, range: null, exact: null };
+function compilePattern(parsed: ParsedPattern): CompiledToolPattern {
   const range = parsed.version === undefined ? null : new Range(parsed.version);
   const exact = parsed.version !== undefined && EXACT_PATTERN_VERSION.test(parsed.version) ? parsed.version : null;
   return { server: compileGlobs([parsed.server]), tool: compileGlobs([parsed.tool]), range, exact };
@@ -152,7 +152,8 @@ function versionMatches(p: CompiledToolPattern, version: string | undefined, sem
 
 function isAllowlisted(c: CompiledToolAllowlist, tool: ToolRef, semverVersion: string | null): boolean {
   if (c.allowAll) return true;
-  return c.patterns.some((p) => p.server(tool.server) && p.tool(tool.name) && versionMatches(p, tool.version, semverVersion));
+  const allows = (p: CompiledToolPattern): boolean => p.server(tool.server) && p.tool(tool.name) && versionMatches(p, tool.version, semverVersion);
+  return (c.byServer.get(tool.server.toLowerCase())?.some(allows) ?? false) || c.anyServer.some(allows);
 }
 
 /** `unpinnedDenied`: the policy denies unpinned versions and this one is. */
@@ -180,11 +181,25 @@ export const toolAllowlistPolicy: PolicyType<ToolAllowlistConfig, CompiledToolAl
 
   compile(policy) {
     const entries = policy.config.allowlist;
-    return {
-      allowAll: entries.includes('*'),
-      patterns: entries.filter((e) => e !== '*').map(compilePattern),
-      denyUnpinned: policy.config.deny_if_unpinned_version,
-    };
+    // Grouped by server so that thousands of entries cost a lookup, not a scan, per call.
+    const byServer = new Map<string, CompiledToolPattern[]>();
+    const anyServer: CompiledToolPattern[] = [];
+    for (const entry of entries) {
+      if (entry === '*') continue;
+      const parsed = parseToolPattern(entry);
+      // The schema rejected anything else; a pattern that slipped through must never allow.
+      if (typeof parsed === 'string') continue;
+      const pattern = compilePattern(parsed);
+      if (/[*?]/.test(parsed.server)) {
+        anyServer.push(pattern);
+        continue;
+      }
+      const key = parsed.server.toLowerCase();
+      const group = byServer.get(key);
+      if (group === undefined) byServer.set(key, [pattern]);
+      else group.push(pattern);
+    }
+    return { allowAll: entries.includes('*'), byServer, anyServer, denyUnpinned: policy.config.deny_if_unpinned_version };
   },
 
   decide(event, _results, c) {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { auth, startTestPipeline, testConfig, type TestKey } from '../support/pipeline.js';
+import { auth, startTestPipeline, testApiKeys, testConfig, type TestKey } from '../support/pipeline.js';
 
 const T0 = Date.parse('2026-11-24T10:00:00+01:00');
 let seq = 0;
@@ -44,7 +44,8 @@ async function ingest(events: unknown[], key: TestKey = 'admin') {
 }
 
 beforeAll(async () => {
-  p = await startTestPipeline(testConfig());
+  // The role matrix sends ~90 keyless or wrong-key requests from one address in seconds (failed-auth budgets: api-security.test.ts).
+  p = await startTestPipeline(testConfig({ api: { keys: testApiKeys, rate_limit: { auth_failures_per_window: 10_000 } } }));
   await p.app.ready();
   await ingest([
     ev('acme', 'a-shadow', 'shadow-gpt'),

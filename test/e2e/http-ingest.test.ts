@@ -74,6 +74,25 @@ describe('HTTP ingest under malformed input', () => {
     expect(health.json()).toMatchObject({ status: 'ok', events: 3 });
   });
 
+  it('hostile bodies found by fuzzing: deep nesting, too many items, lone surrogates; nothing blocks storage', async () => {
+    const [events, letters] = [await count(p, 'events'), await count(p, 'dead_letters')];
+    // Was a 500: JSON.stringify of the rejected item overflowed the stack.
+    const deep = await post(`[${JSON.stringify(good('beside-deep'))},${'['.repeat(10_000)}${']'.repeat(10_000)}]`);
+    expect(deep.statusCode).toBe(200);
+    expect(deep.json()).toMatchObject({ accepted: 1, rejected: 1 });
+    // 10,001 items of one byte each: refused as a whole, one dead letter rather than 10,001.
+    const many = await post(`[${'1,'.repeat(10_000)}1]`);
+    expect(many.statusCode).toBe(413);
+    expect(many.json()).toMatchObject({ code: 'AW_INGEST_TOO_MANY_ITEMS', message: 'the body holds 10001 items; a request may hold at most 10000: split it' });
+    // Was accepted: ClickHouse refused the insert, and the events writer retried it forever.
+    const lone = await post(`${JSON.stringify(good('lone\ud800'))}\n${JSON.stringify(good('beside-lone'))}`, 'application/x-ndjson');
+    expect(lone.statusCode).toBe(200);
+    expect(lone.json().results[0]).toMatchObject({ status: 'rejected', event_id: 'lone\uFFFD', reason: expect.stringMatching(/^event_id: holds an unpaired UTF-16 surrogate/) });
+    await p.settle();
+    expect(await count(p, 'events')).toBe(events + 2);
+    expect(await count(p, 'dead_letters')).toBe(letters + 3);
+  });
+
   it('alert listing validates its query and ids', async () => {
     const badStatus = await p.app.inject({ headers: ADMIN, method: 'GET', url: '/v1/alerts?status=sleeping' });
     expect(badStatus.statusCode).toBe(400);

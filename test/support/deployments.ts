@@ -191,7 +191,7 @@ export class OffsetWatcher {
       const admin = await this.ready();
       const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
       const committed = new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
-      for (const [partition, high] of end) if ((committed.get(partition) ?? -1) < high) return false;
+      for (const [partition, high] of end) if (high > 0 && (committed.get(partition) ?? -1) < high) return false;
       return true;
     } catch {
       return false;
