@@ -7,13 +7,14 @@ import type { Alert, AuditRecord, Verdict } from '../core/records.js';
 import { AuditChain } from '../detectors/audit-chain.js';
 import { openTestStore, type TestStore } from '../test/support/clickhouse.js';
 import { makeEvent } from '../test/support/events.js';
+import { FakeClock } from '../test/support/fake-clock.js';
 import { ClickHouseExportSource } from './clickhouse/source.js';
 import { resolveExportConfig } from './config.js';
 import { ExportError } from './errors.js';
 import { exportTenantPeriod, type ExportLogger } from './exporter.js';
 import { ExportFileNames, MANIFEST_FILE, ManifestSchema, SIGNATURE_FILE } from './manifest.js';
 import { periodContaining, type Period } from './periods.js';
-import { ExportScheduler, SCHEDULE_STATE_FILE, type SchedulerClock } from './scheduler.js';
+import { ExportScheduler, SCHEDULE_STATE_FILE } from './scheduler.js';
 import { createExportScheduler } from './service.js';
 import { loadOrCreateSigningKey, type SigningKey } from './signing-key.js';
 import { verifyExportDir } from './verify.js';
@@ -114,38 +115,6 @@ interface LogLine {
 function capturingLogger(lines: LogLine[]): ExportLogger {
   const at = (level: LogLine['level']) => (fields: object, message: string) => lines.push({ level, fields: fields as Record<string, unknown>, message });
   return { info: at('info'), warn: at('warn'), error: at('error') };
-}
-
-/** Timers fire only when the test moves time forward, so minutes of backoff take no wall time. */
-class FakeClock implements SchedulerClock {
-  #timers = new Map<number, { at: number; run: () => void }>();
-  #ids = 0;
-  constructor(public time: number) {}
-  now(): number {
-    return this.time;
-  }
-  setTimeout(run: () => void, ms: number): unknown {
-    const id = ++this.#ids;
-    this.#timers.set(id, { at: this.time + ms, run });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-  nextTimerAt(): number | null {
-    const times = [...this.#timers.values()].map((timer) => timer.at);
-    return times.length === 0 ? null : Math.min(...times);
-  }
-  /** Moves to the earliest timer and fires it; `settle` awaits what it started. */
-  async fireNext(settle: () => Promise<void>): Promise<number> {
-    const next = [...this.#timers.entries()].sort((a, b) => a[1].at - b[1].at)[0];
-    if (next === undefined) throw new Error('no timer armed');
-    this.#timers.delete(next[0]);
-    this.time = Math.max(this.time, next[1].at);
-    next[1].run();
-    await settle();
-    return this.time;
-  }
 }
 
 function stateOf(dir: string): { schedules: Record<string, { last_completed: { id: string } | null; tenants: Record<string, { id: string }> }> } {

@@ -2,47 +2,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../test/support/fake-clock.js';
 import { ExportScheduleSchema, type ExportSchedule } from './config.js';
 import type { Period } from './periods.js';
-import { ExportScheduler, type SchedulerClock } from './scheduler.js';
+import { ExportScheduler } from './scheduler.js';
 
 const BERLIN = 'Europe/Berlin';
 const HOUR = 3_600_000;
-
-/** Timers fire only when the test moves time forward. */
-class FakeClock implements SchedulerClock {
-  #timers = new Map<number, { at: number; run: () => void }>();
-  #ids = 0;
-  constructor(public time: number) {}
-  now(): number {
-    return this.time;
-  }
-  setTimeout(run: () => void, ms: number): unknown {
-    const id = ++this.#ids;
-    this.#timers.set(id, { at: this.time + ms, run });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-  /** The earliest timer's time, or null. */
-  nextTimerAt(): number | null {
-    const times = [...this.#timers.values()].map((t) => t.at);
-    return times.length === 0 ? null : Math.min(...times);
-  }
-  /** Moves to `time`, firing due timers in order (each one's run awaited via `settle`). */
-  async advanceTo(time: number, settle: () => Promise<void>): Promise<void> {
-    while (true) {
-      const due = [...this.#timers.entries()].filter(([, t]) => t.at <= time).sort((a, b) => a[1].at - b[1].at)[0];
-      if (due === undefined) break;
-      this.#timers.delete(due[0]);
-      this.time = Math.max(this.time, due[1].at);
-      due[1].run();
-      await settle();
-    }
-    this.time = time;
-  }
-}
 
 let dir: string;
 beforeEach(() => {

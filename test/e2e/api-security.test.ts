@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RATE_LIMITS } from '../../api/app.js';
 import { ConfigSchema } from '../../cli/config.js';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { auth, startTestPipeline, testApiKeys, testConfig, type TestKey } from '../support/pipeline.js';
+import { auth, sampleRouteUrl, startTestPipeline, testApiKeys, testConfig, type TestKey } from '../support/pipeline.js';
 
 /** Small budgets in a short window, so a test spends them in a few requests and sees them come back. */
 const BUDGETS = { window_seconds: 3, read_per_window: 5, write_per_window: 5, costly_per_window: 2, ingest_per_window: 3, auth_failures_per_window: 3 };
@@ -171,18 +171,6 @@ describe('body limits', () => {
     await p?.stop();
   });
 
-  /** A URL of a route with well-formed path values naming nothing that exists. */
-  function sampleUrl(url: string): string {
-    return url
-      .replace('/v1/alerts/:id', `/v1/alerts/${'0'.repeat(32)}`)
-      .replace('/v1/silences/:id', '/v1/silences/00000000-0000-0000-0000-000000000000')
-      .replace(':version', '999999')
-      .replace(':tenant', 'acme')
-      .replace(':agent_id', 'nobody')
-      .replace(':policy_id', 'no-such-policy')
-      .replace(':id', 'no-such-policy');
-  }
-
   /** A JSON document (one string) of exactly `bytes` bytes. */
   const jsonOfSize = (bytes: number) => `"${'x'.repeat(bytes - 2)}"`;
 
@@ -193,10 +181,10 @@ describe('body limits', () => {
     expect(routes.length).toBeGreaterThan(15);
     for (const route of routes) {
       const name = `${route.method} ${route.url} (limit ${route.bodyLimit})`;
-      const over = await p.app.inject({ method: route.method, url: sampleUrl(route.url), headers: { ...auth('admin'), 'content-type': 'application/json' }, payload: jsonOfSize(route.bodyLimit + 1) });
+      const over = await p.app.inject({ method: route.method, url: sampleRouteUrl(route.url), headers: { ...auth('admin'), 'content-type': 'application/json' }, payload: jsonOfSize(route.bodyLimit + 1) });
       expect(over.statusCode, name).toBe(413);
       expect(over.json(), name).toEqual({ code: 'AW_API_BODY_TOO_LARGE', message: expect.any(String), details: null });
-      const at = await p.app.inject({ method: route.method, url: sampleUrl(route.url), headers: { ...auth('admin'), 'content-type': 'application/json' }, payload: jsonOfSize(route.bodyLimit) });
+      const at = await p.app.inject({ method: route.method, url: sampleRouteUrl(route.url), headers: { ...auth('admin'), 'content-type': 'application/json' }, payload: jsonOfSize(route.bodyLimit) });
       expect(at.statusCode, name).not.toBe(413);
       expect(at.statusCode, name).toBeLessThan(500);
       await new Promise(setImmediate);
@@ -237,7 +225,7 @@ describe('body limits', () => {
     const routes = p.app.routesInfo.filter((r) => r.method === 'GET');
     expect(routes.length).toBeGreaterThan(15);
     for (const route of routes) {
-      const url = sampleUrl(route.url);
+      const url = sampleRouteUrl(route.url);
       const without = await call(p, 'admin', 'GET', url);
       const withBody = await p.app.inject({ method: 'GET', url, headers: { ...auth('admin'), 'content-type': 'application/json' }, payload: jsonOfSize(8 * 1024 * 1024) });
       expect(withBody.statusCode, route.url).toBe(without.status);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
-import { auth, startTestPipeline, testApiKeys, testConfig, type TestKey } from '../support/pipeline.js';
+import { auth, sampleRouteUrl, startTestPipeline, testApiKeys, testConfig, type TestKey } from '../support/pipeline.js';
 
 const T0 = Date.parse('2026-11-24T10:00:00+01:00');
 let seq = 0;
@@ -62,18 +62,6 @@ afterAll(async () => {
   await p?.stop();
 });
 
-/** A URL of a route with harmless, well-formed path values (unknown ids: nothing changes). */
-function sampleUrl(url: string): string {
-  return url
-    .replace('/v1/alerts/:id', `/v1/alerts/${'0'.repeat(32)}`)
-    .replace('/v1/silences/:id', '/v1/silences/00000000-0000-0000-0000-000000000000')
-    .replace(':version', '999999')
-    .replace(':tenant', 'acme')
-    .replace(':agent_id', 'nobody')
-    .replace(':policy_id', 'no-such-policy')
-    .replace(':id', 'no-such-policy');
-}
-
 describe('authentication and roles', () => {
   const roleKeys: TestKey[] = ['admin', 'analyst', 'ingest'];
   const admitted: Record<string, TestKey[]> = { ingest: ['admin', 'ingest'], read: ['admin', 'analyst'], analyst: ['admin', 'analyst'], admin: ['admin'] };
@@ -82,7 +70,7 @@ describe('authentication and roles', () => {
     const routes = [...p.app.routesInfo, { method: 'POST' as const, url: '/v1/events', access: 'ingest' as const, global: false }];
     expect(routes.length).toBeGreaterThan(35);
     for (const route of routes) {
-      const url = sampleUrl(route.url);
+      const url = sampleRouteUrl(route.url);
       if (route.access === 'public') {
         // Public: no key needed (/readyz is 503 here only because the test app does not listen).
         expect([401, 403], `${route.method} ${route.url}`).not.toContain((await call(route.method, url, null)).status);

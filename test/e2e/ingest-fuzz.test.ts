@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedPipeline } from '../../cli/pipeline.js';
 import { EventTypes } from '../../core/event.js';
 import { DEFAULT_MAX_ITEMS_PER_REQUEST, parseEventsBody } from '../../ingest/parse-events.js';
+import { liveHeap } from '../support/memory.js';
 import { ADMIN, startTestPipeline, testConfig } from '../support/pipeline.js';
 
 /**
@@ -15,10 +14,6 @@ import { ADMIN, startTestPipeline, testConfig } from '../support/pipeline.js';
  * 500; every accepted event is stored once, every rejection is one dead-letter
  * row with its reason; the heap stays bounded and the process keeps serving.
  */
-
-// `global.gc` for a heap figure that is not noise: vitest's forks run without --expose-gc.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 const MAX_EVENT_BYTES = 16 * 1024;
 const BODY_LIMIT = 1024 * 1024;
@@ -278,12 +273,10 @@ describe('HTTP ingest under property-based fuzzing', () => {
     const started = performance.now();
     await fuzz(200, 0); // warm-up: JIT, pools, first parts in ClickHouse
     await p.settle();
-    gc();
-    const heapBefore = process.memoryUsage().heapUsed;
+    const heapBefore = liveHeap();
     await fuzz(2000, 200);
     await p.settle();
-    gc();
-    const heapAfter = process.memoryUsage().heapUsed;
+    const heapAfter = liveHeap();
     const growthMiB = (heapAfter - heapBefore) / 2 ** 20;
     console.log(
       `ingest fuzz: ${ledger.requests} requests (${(ledger.bytesRead / 2 ** 20).toFixed(0)} MiB of bodies read) in ${((performance.now() - started) / 1000).toFixed(1)} s; statuses ${JSON.stringify(Object.fromEntries(ledger.statuses))}; ` +

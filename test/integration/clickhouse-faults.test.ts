@@ -20,12 +20,12 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigSchema, type Config } from '../../cli/config.js';
+import type { Config } from '../../cli/config.js';
 import { startEmbeddedPipeline, type EmbeddedPipeline } from '../../cli/pipeline.js';
 import {
   ALERT_SQL,
   countLogLines,
-  deploymentConfig,
+  inProcessDeploymentConfig,
   makeTraffic,
   OffsetWatcher,
   produceSteadily,
@@ -35,8 +35,8 @@ import {
   VERDICT_SQL,
   windowState,
 } from '../support/deployments.js';
+import { liveHeap } from '../support/memory.js';
 import { waitFor } from '../support/processes.js';
-import { testApiKeys } from '../support/pipeline.js';
 
 const brokers = process.env.KAFKA_BROKERS;
 const redisUrl = process.env.REDIS_URL;
@@ -55,19 +55,8 @@ afterAll(async () => {
 /** The tables the worker writes: every insert into them is refused while the fault lasts. */
 const FAULTED_TABLES = ['events', 'verdicts', 'audit_log'];
 
-/** A deployment in this process: its own database in the one embedded engine (chdb allows one data directory per process). */
-function deployment(name: string, sfx: string, eventsTopic: string): Config {
-  const spec = deploymentConfig({ work, name, sfx, brokers: brokers as string, redisUrl: redisUrl as string, eventsTopic });
-  return Object.freeze(
-    ConfigSchema.parse({
-      ...spec,
-      data_dir: path.join(work, 'data'),
-      log_level: 'warn',
-      clickhouse: { database: `${name.replaceAll('-', '_')}_${sfx}` },
-      api: { keys: testApiKeys },
-    }),
-  );
-}
+const deployment = (name: string, sfx: string, eventsTopic: string): Config =>
+  inProcessDeploymentConfig({ work, name, sfx, brokers: brokers as string, redisUrl: redisUrl as string, eventsTopic });
 
 function logSink(): { lines: string[]; logger: pino.Logger } {
   const lines: string[] = [];
@@ -83,13 +72,6 @@ function logSink(): { lines: string[]; logger: pino.Logger } {
 async function rows<T>(p: EmbeddedPipeline, config: Config, sql: string): Promise<T[]> {
   const rs = await p.clickhouse.query({ query: sql.replaceAll('{db}', config.clickhouse.database), format: 'JSONEachRow' });
   return rs.json<T>();
-}
-
-/** Heap in use after a full collection (vitest.config.ts runs the forks with --expose-gc). */
-function liveHeap(): number {
-  if (globalThis.gc === undefined) throw new Error('run with --expose-gc (vitest.config.ts sets it for the test forks)');
-  globalThis.gc();
-  return process.memoryUsage().heapUsed;
 }
 
 const detectors = (config: Config) => `${config.kafka.group_prefix}agentwatch-detectors`;

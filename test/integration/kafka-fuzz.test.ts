@@ -19,12 +19,12 @@ import fc from 'fast-check';
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigSchema, type Config } from '../../cli/config.js';
+import type { Config } from '../../cli/config.js';
 import { startEmbeddedPipeline, type EmbeddedPipeline } from '../../cli/pipeline.js';
 import { EventTypes } from '../../core/event.js';
-import { deploymentConfig, OffsetWatcher } from '../support/deployments.js';
+import { inProcessDeploymentConfig, OffsetWatcher } from '../support/deployments.js';
+import { liveHeap } from '../support/memory.js';
 import { waitFor } from '../support/processes.js';
-import { testApiKeys } from '../support/pipeline.js';
 
 const brokers = process.env.KAFKA_BROKERS;
 const redisUrl = process.env.REDIS_URL;
@@ -173,16 +173,8 @@ function categories(sfx: string): fc.Arbitrary<(id: number) => FuzzRecord>[] {
   ];
 }
 
-function deployment(sfx: string, eventsTopic: string): Config {
-  const spec = deploymentConfig({ work, name: 'fuzz', sfx, brokers: brokers as string, redisUrl: redisUrl as string, eventsTopic });
-  return Object.freeze(ConfigSchema.parse({ ...spec, log_level: 'warn', clickhouse: { database: `fuzz_${sfx}` }, api: { keys: testApiKeys } }));
-}
-
-function liveHeap(): number {
-  if (globalThis.gc === undefined) throw new Error('run with --expose-gc (vitest.config.ts sets it for the test forks)');
-  globalThis.gc();
-  return process.memoryUsage().heapUsed;
-}
+const deployment = (sfx: string, eventsTopic: string): Config =>
+  inProcessDeploymentConfig({ work, name: 'fuzz', sfx, brokers: brokers as string, redisUrl: redisUrl as string, eventsTopic });
 
 describe('Kafka consumer under hostile records', () => {
   it('judges every valid record once and dead-letters every other with a fitting reason; the worker keeps running with a bounded heap', { timeout: 300_000 }, async () => {

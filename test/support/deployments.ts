@@ -8,11 +8,12 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import pino from 'pino';
+import { ConfigSchema, type Config } from '../../cli/config.js';
 import { partitionKey, validateEvent, type AgentEvent } from '../../core/event.js';
 import { buildTopics } from '../../core/topics.js';
 import { KafkaBus } from '../../ingest/bus/kafka/kafka-bus.js';
 import { createClickHouseClient } from '../../storage/clickhouse/client.js';
-import { repoRoot } from './pipeline.js';
+import { repoRoot, testApiKeys } from './pipeline.js';
 import type { AgentwatchProcess } from './processes.js';
 import { freePort, runScript } from './scripts.js';
 
@@ -145,6 +146,16 @@ export function deploymentConfig(spec: DeploymentSpec) {
   };
 }
 export type DeploymentConfig = ReturnType<typeof deploymentConfig>;
+
+/**
+ * A deployment that runs in the test process: the shared engine directory
+ * `<work>/data` (chdb allows one per process) with its own database, and the
+ * test API keys.
+ */
+export function inProcessDeploymentConfig(spec: DeploymentSpec): Config {
+  const database = `${spec.name.replaceAll('-', '_')}_${spec.sfx}`;
+  return Object.freeze(ConfigSchema.parse({ ...deploymentConfig(spec), data_dir: path.join(spec.work, 'data'), clickhouse: { database }, api: { keys: testApiKeys } }));
+}
 
 export interface Health {
   events: number;

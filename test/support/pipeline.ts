@@ -36,6 +36,18 @@ export function auth(key: TestKey = 'admin'): { authorization: string } {
   return { authorization: `Bearer ${TEST_KEYS[key]}` };
 }
 
+/** A URL of a route with harmless, well-formed path values (unknown ids: nothing changes). */
+export function sampleRouteUrl(url: string): string {
+  return url
+    .replace('/v1/alerts/:id', `/v1/alerts/${'0'.repeat(32)}`)
+    .replace('/v1/silences/:id', '/v1/silences/00000000-0000-0000-0000-000000000000')
+    .replace(':version', '999999')
+    .replace(':tenant', 'acme')
+    .replace(':agent_id', 'nobody')
+    .replace(':policy_id', 'no-such-policy')
+    .replace(':id', 'no-such-policy');
+}
+
 /** Headers of the admin test key. */
 export const ADMIN = auth('admin');
 
