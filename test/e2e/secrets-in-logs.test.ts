@@ -3,8 +3,8 @@
  * logging) takes events carrying sample credentials in every free-text field,
  * malformed bodies that start with them (JSON parse errors quote their
  * input), wrong API keys, and delivers alerts to a webhook sink whose header
- * holds a token; a second process creates its first-start admin key. The
- * logs of both are then searched for every secret, and for every 12-character
+ * holds a token; a second process creates its first-start admin key (shown
+ * once on the terminal, stdout, by design). The logs of both are then searched for every secret, and for every 12-character
  * piece of them.
  */
 import { createServer, type Server } from 'node:http';
@@ -116,12 +116,15 @@ describe('secrets in logs', () => {
     const firstConfig = writeConfig(work, 'first', { port: 0, data_dir: path.join(work, 'first'), policies: path.join(repoRoot, 'policies/default.yaml'), log_level: 'debug' });
     const first = await startAgentwatch(['run', '--config', firstConfig, '--no-summary'], { KAFKA_BROKERS: '', REDIS_URL: '' });
     processes.push(first);
+    await waitFor('the first-start key on the terminal', () => /admin API key[^\n]*\n\s*awk_\S+\n/.test(first.stdout()), 30_000, 50);
     first.child.kill('SIGTERM');
     await first.exited;
     const adminKey = readFileSync(path.join(work, 'first', 'admin-api-key'), 'utf8').trim();
     expect(adminKey).toMatch(/^awk_/);
 
-    const logs = [p.stdout(), p.stderr(), first.stdout(), first.stderr()].join('\n');
+    // Shown once on the terminal (stdout, after "running on"), as designed; never in the log (stderr).
+    expect(first.stdout().split(adminKey).length - 1).toBe(1);
+    const logs = [p.stdout(), p.stderr(), first.stderr()].join('\n');
     expect(p.stderr().length).toBeGreaterThan(1_000); // debug logging did log
     const secrets: Record<string, string> = { ...SECRETS, firstStartAdminKey: adminKey };
     for (const [id, key] of Object.entries(TEST_KEYS)) secrets[`test key ${id}`] = key;
