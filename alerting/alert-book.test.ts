@@ -78,6 +78,34 @@ describe('alert dedup and lifecycle', () => {
     expect(book.activeAlerts()[0]!.count).toBe(2);
   });
 
+  it('the replay guard is bounded over all alerts, and still catches the latest verdicts', () => {
+    const book = new AlertBook([], undefined, 1_000);
+    let k = 0;
+    const next = (agent: string) => verdict({ verdict_id: `v-${++k}`, agent_id: agent });
+    const latest: ReturnType<typeof verdict>[] = [];
+    for (let i = 0; i < 5_000; i++) {
+      const v = next(`agent-${i % 3}`);
+      book.openOrBumpAlert(v, i);
+      latest.push(v);
+      if (latest.length > 900) latest.shift();
+    }
+    expect(book.replayGuardSize()).toBe(1_000);
+    const counts = book.activeAlerts().map((a) => a.count);
+    for (const v of latest) expect(book.openOrBumpAlert(v, 10_000)).toBeNull();
+    expect(book.activeAlerts().map((a) => a.count)).toEqual(counts);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(5_000);
+  });
+
+  it('a verdict counted before its alert was resolved and reopened does not bump the new alert', () => {
+    const book = new AlertBook();
+    const first = verdict({ verdict_id: 'v-1', time: 100 });
+    const opened = book.openOrBumpAlert(first, 1)!.alert;
+    book.resolve(opened.alert_id, 2);
+    const reopened = book.openOrBumpAlert(verdict({ verdict_id: 'v-2', time: 300 }), 3)!.alert;
+    expect(book.openOrBumpAlert(first, 4)).toBeNull();
+    expect(book.get(reopened.alert_id)!.count).toBe(1);
+  });
+
   it('escalates severity to the highest seen', () => {
     const book = new AlertBook();
     book.openOrBumpAlert(verdict({ severity: 'low' }), 1);

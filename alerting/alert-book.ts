@@ -1,6 +1,7 @@
 import { maxSeverity } from '../core/decision.js';
 import { alertId } from '../core/ids.js';
 import type { Alert, Verdict } from '../core/records.js';
+import { RecentIds } from '../core/recent-ids.js';
 import { AlertingError } from './errors.js';
 import { nextVersion } from './row-version.js';
 import type { SilenceLookup } from './silences.js';
@@ -24,6 +25,14 @@ export interface AlertChangeOptions {
   comment?: string;
 }
 
+/**
+ * How many verdict ids the replay guard remembers, over all alerts. A verdict
+ * comes again when a worker re-judges a batch it published but had not
+ * committed (a restart): those are the latest few batches of verdicts, far
+ * fewer than this. The guard is bounded so a long run's memory is too.
+ */
+export const DEFAULT_REPLAY_GUARD_IDS = 100_000;
+
 const NO_POSITION = { partition: -1, offset: -1 };
 const NO_SILENCES: SilenceLookup = { silencing: () => undefined };
 
@@ -46,18 +55,20 @@ function dedupKey(tenant: string, policyId: string, agentId: string): string {
 export class AlertBook {
   private readonly active = new Map<string, Alert>();
   private readonly byId = new Map<string, Alert>();
-  /** Verdicts already counted per alert, so a replayed verdict does not bump twice. */
-  private readonly counted = new Map<string, Set<string>>();
+  /** Verdict ids counted lately (all alerts), so a republished verdict does not bump twice. */
+  private readonly counted: RecentIds;
 
   constructor(
     activeAlerts: readonly Alert[] = [],
     private readonly silences: SilenceLookup = NO_SILENCES,
+    replayGuardIds = DEFAULT_REPLAY_GUARD_IDS,
   ) {
+    this.counted = new RecentIds(replayGuardIds);
     for (const a of activeAlerts) {
       if (a.status === 'resolved') continue;
       this.active.set(dedupKey(a.tenant, a.policy_id, a.agent_id), { ...a });
       this.byId.set(a.alert_id, this.active.get(dedupKey(a.tenant, a.policy_id, a.agent_id)) as Alert);
-      this.counted.set(a.alert_id, new Set(a.verdict_ids));
+      for (const id of a.verdict_ids) this.counted.add(id);
     }
   }
 
@@ -104,14 +115,11 @@ export class AlertBook {
       alert.silenced_by = this.silences.silencing(alert, now)?.silence_id ?? '';
       this.active.set(key, alert);
       this.byId.set(alert.alert_id, alert);
-      this.counted.set(alert.alert_id, new Set([verdict.verdict_id]));
+      this.counted.add(verdict.verdict_id);
       return { alert: { ...alert }, change: 'opened' };
     }
-    const seen = this.counted.get(existing.alert_id) as Set<string>;
-    if (seen.has(verdict.verdict_id)) return null;
-    seen.add(verdict.verdict_id);
-    // The replay guard only needs recent ids: older verdicts of this alert were committed long ago.
-    if (seen.size > 10_000) seen.delete(seen.values().next().value as string);
+    // Verdict ids are unique per (event, policy): one guard serves every alert.
+    if (!this.counted.add(verdict.verdict_id)) return null;
     const previousSeverity = existing.severity;
     existing.count += 1;
     existing.first_seen = Math.min(existing.first_seen, verdict.time);
@@ -165,7 +173,6 @@ export class AlertBook {
     alert.resolved_at = now;
     alert.updated_at = nextVersion(alert.updated_at, now);
     this.byId.delete(id);
-    this.counted.delete(id);
     this.active.delete(dedupKey(alert.tenant, alert.policy_id, alert.agent_id));
     return { alert: { ...alert }, change: 'resolved' };
   }
@@ -183,6 +190,11 @@ export class AlertBook {
   get(id: string): Alert | undefined {
     const a = this.byId.get(id);
     return a === undefined ? undefined : { ...a };
+  }
+
+  /** Verdict ids the replay guard holds (at most its capacity). */
+  replayGuardSize(): number {
+    return this.counted.size;
   }
 
   activeCount(): number {

@@ -6,7 +6,7 @@ import type { AuditRecord, Verdict } from '../core/records.js';
 import type { Topics } from '../core/topics.js';
 import { AuditChain, type ChainHeadLoader } from './audit-chain.js';
 import { evaluateBatch, type PolicyEngine } from './engine.js';
-import { RecentIds } from './recent-ids.js';
+import { RecentIds } from '../core/recent-ids.js';
 
 /** Where the worker's output rows go (batched writers in front of the analytics store). */
 export interface DetectionSinks {

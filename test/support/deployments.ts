@@ -150,11 +150,11 @@ export type DeploymentConfig = ReturnType<typeof deploymentConfig>;
 /**
  * A deployment that runs in the test process: the shared engine directory
  * `<work>/data` (chdb allows one per process) with its own database, and the
- * test API keys.
+ * test API keys; `overrides` replace whole top-level sections.
  */
-export function inProcessDeploymentConfig(spec: DeploymentSpec): Config {
+export function inProcessDeploymentConfig(spec: DeploymentSpec, overrides: Record<string, unknown> = {}): Config {
   const database = `${spec.name.replaceAll('-', '_')}_${spec.sfx}`;
-  return Object.freeze(ConfigSchema.parse({ ...deploymentConfig(spec), data_dir: path.join(spec.work, 'data'), clickhouse: { database }, api: { keys: testApiKeys } }));
+  return Object.freeze(ConfigSchema.parse({ ...deploymentConfig(spec), data_dir: path.join(spec.work, 'data'), clickhouse: { database }, api: { keys: testApiKeys }, ...overrides }));
 }
 
 export interface Health {

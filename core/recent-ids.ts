@@ -1,7 +1,8 @@
 /**
  * A bounded set of recently seen ids (FIFO eviction). The detection worker
  * uses it to drop an `event_id` delivered twice (a producer retry) before it
- * can count twice in a window.
+ * can count twice in a window; the alert book to drop a verdict republished
+ * after a worker restart before it bumps an alert twice.
  */
 export class RecentIds {
   private readonly set = new Set<string>();
