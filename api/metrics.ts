@@ -6,6 +6,8 @@ export interface PipelineGauges {
   worker: () => { events: number; duplicates: number; verdicts: number; batches: number; decisions: Record<string, number>; lastBatchMs: number } | undefined;
   openAlerts: () => number | null;
   policyVersion: () => number | null;
+  /** Scheduled exports (alerter processes with schedules); null elsewhere. */
+  exports?: () => { failedAttempts: number; failing: readonly { schedule: string; attempts: number; retryAt: number }[] } | null;
 }
 
 /** The Prometheus registry of one process: Node's default metrics plus pipeline counters. */
@@ -61,6 +63,27 @@ export function createMetrics(gauges: PipelineGauges): Registry {
     registers: [registry],
     collect() {
       this.set(gauges.policyVersion() ?? 0);
+    },
+  });
+  counterOf('agentwatch_export_failures_total', 'Scheduled export attempts that failed (each failed retry counts)', () => gauges.exports?.()?.failedAttempts);
+  new Gauge({
+    name: 'agentwatch_export_schedule_failing_attempts',
+    help: 'Failed attempts in a row of the oldest pending period of a schedule; no series while the schedule is healthy',
+    labelNames: ['schedule'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const failure of gauges.exports?.()?.failing ?? []) this.set({ schedule: failure.schedule }, failure.attempts);
+    },
+  });
+  new Gauge({
+    name: 'agentwatch_export_schedule_retry_timestamp_seconds',
+    help: 'When a failing schedule is retried next (Unix time); no series while the schedule is healthy',
+    labelNames: ['schedule'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const failure of gauges.exports?.()?.failing ?? []) this.set({ schedule: failure.schedule }, failure.retryAt / 1000);
     },
   });
   return registry;

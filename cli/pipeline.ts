@@ -428,6 +428,7 @@ export async function startEmbeddedPipeline(config: Config, options: StartOption
     worker: () => worker?.stats,
     openAlerts: () => alerts?.openAlerts() ?? null,
     policyVersion: () => applied?.version ?? policyAdmin?.version.version ?? null,
+    exports: () => (exportScheduler === null ? null : { failedAttempts: exportScheduler.failedAttempts(), failing: exportScheduler.failures() }),
   });
   const app = await buildApp({
     logger: log('api'),

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics } from '../api/metrics.js';
 import type { Alert, AuditRecord, Verdict } from '../core/records.js';
 import { AuditChain } from '../detectors/audit-chain.js';
 import { openTestStore, type TestStore } from '../test/support/clickhouse.js';
@@ -216,6 +217,15 @@ describe('export on a full disk', () => {
       clock,
     });
     const settle = (): Promise<void> => scheduler.idle();
+    // What /metrics shows of the scheduler (the pipeline wires it the same way).
+    const registry = createMetrics({
+      ingest: () => ({ received: 0, accepted: 0, rejected: 0, requests: 0 }),
+      worker: () => undefined,
+      openAlerts: () => null,
+      policyVersion: () => null,
+      exports: () => ({ failedAttempts: scheduler.failedAttempts(), failing: scheduler.failures() }),
+    });
+    const exportMetrics = async (): Promise<string[]> => (await registry.metrics()).split('\n').filter((l) => l.startsWith('agentwatch_export_'));
     const exportsOnDisk = (): string[] => ['acme', 'globex'].flatMap((tenant) => (existsSync(path.join(dir, tenant)) ? readdirSync(path.join(dir, tenant)).map((e) => `${tenant}/${e}`) : []));
 
     scheduler.start();
@@ -229,6 +239,11 @@ describe('export on a full disk', () => {
     expect(errors()[0]?.fields).toMatchObject({ schedule: 'daily', period: '2026-11-22', tenant: 'globex', path: path.join(dir, 'globex', '2026-11-22'), code: 'AW_EXPORT_WRITE_FAILED', errno: 'ENOSPC', attempt: 1, retry_in_ms: 30_000 });
     expect(errors()[0]?.message).toMatch(/scheduled export failed/);
     expect(scheduler.failures()).toEqual([{ schedule: 'daily', period: '2026-11-22', tenant: 'globex', attempts: 1, since: t0, retryAt: t0 + 30_000, code: 'AW_EXPORT_WRITE_FAILED', errno: 'ENOSPC', message: expect.stringContaining('ENOSPC') as unknown }]);
+    expect(await exportMetrics()).toEqual([
+      'agentwatch_export_failures_total 1',
+      'agentwatch_export_schedule_failing_attempts{schedule="daily"} 1',
+      `agentwatch_export_schedule_retry_timestamp_seconds{schedule="daily"} ${(t0 + 30_000) / 1000}`,
+    ]);
 
     // Still full: 30 s doubling to the 15 min cap. The 23rd comes due at
     // 00:15 meanwhile and waits behind the 22nd.
@@ -246,6 +261,9 @@ describe('export on a full disk', () => {
     expect(exportsOnDisk()).toEqual(['acme/2026-11-22']);
     expect(errors()).toHaveLength(1);
     expect(lines.filter((l) => l.level === 'warn' && /still failing/.test(l.message))).toHaveLength(6);
+    expect(await exportMetrics()).toEqual(
+      expect.arrayContaining(['agentwatch_export_failures_total 7', 'agentwatch_export_schedule_failing_attempts{schedule="daily"} 7']),
+    );
     expect(stateOf(dir).schedules.daily?.last_completed?.id).toBe('2026-11-21');
     expect(stateOf(dir).schedules.daily?.tenants.globex).toBeUndefined();
 
@@ -259,6 +277,8 @@ describe('export on a full disk', () => {
       expect.objectContaining({ schedule: 'daily', period: '2026-11-22', attempts: 8, failing_for_ms: recoveredAt - t0 }),
     ]);
     expect(scheduler.failures()).toEqual([]);
+    // Healthy again: the total stays, the per-schedule series go.
+    expect(await exportMetrics()).toEqual(['agentwatch_export_failures_total 7']);
     expect(stateOf(dir).schedules.daily?.last_completed?.id).toBe('2026-11-23');
     // Back to the normal schedule: the 24th at 00:15 on the 25th is more than the longest sleep away.
     expect(clock.nextTimerAt()).toBe(recoveredAt + 3_600_000);

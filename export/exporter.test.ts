@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -10,7 +10,7 @@ import { openTestStore, type TestStore } from '../test/support/clickhouse.js';
 import { makeEvent } from '../test/support/events.js';
 import { ClickHouseExportSource } from './clickhouse/source.js';
 import { resolveExportConfig } from './config.js';
-import { exportPeriod, type TenantExportResult } from './exporter.js';
+import { exportPeriod, exportTenantPeriod, type TenantExportResult } from './exporter.js';
 import { ManifestSchema, type Manifest } from './manifest.js';
 import { periodContaining, type Period } from './periods.js';
 import { SCHEDULE_STATE_FILE } from './scheduler.js';
@@ -234,6 +234,26 @@ describe('export', () => {
     lines[0] = (lines[0] as string).replace('"decision":"deny"', '"decision":"allow"');
     writeFileSync(file, gzipSync(lines.join('\n')));
     expect(messages(await verifyExportDir(copy)).join('\n')).toMatch(/line 1 \(partition 0, seq \d+\): hash does not match the row's content/);
+  });
+
+  it('removes work directories left by an export that was killed, and keeps one still being written', async () => {
+    const dir = copyOfExport();
+    const tenantDir = path.join(dir, 'acme');
+    const abandoned = path.join(tenantDir, '.partial-2026-11-22-0badcafe');
+    const live = path.join(tenantDir, '.partial-2026-11-22-00c0ffee');
+    for (const d of [abandoned, live]) {
+      mkdirSync(d);
+      writeFileSync(path.join(d, 'audit_log.ndjson.gz'), 'half a file');
+    }
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    for (const p of [path.join(abandoned, 'audit_log.ndjson.gz'), abandoned]) utimesSync(p, twoHoursAgo, twoHoursAgo);
+    const [period] = days();
+    const result = await exportTenantPeriod(period!, 'acme', { dir, source, key, includeEvents: true });
+    expect(result.outcome).toBe('unchanged');
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    rmSync(live, { recursive: true });
+    expect((await verifyExportDir(dir, { publicKeyPem: key.publicKeyPem })).ok).toBe(true);
   });
 
   it('fails verify when a file is removed', async () => {

@@ -1,5 +1,5 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AuditRecord } from '../core/records.js';
 import { ExportError } from './errors.js';
@@ -112,6 +112,7 @@ export async function exportTenantPeriod(period: Period, tenant: string, options
   let writing: string | undefined;
   try {
     mkdirSync(tenantDir, { recursive: true });
+    removeAbandonedWorkDirs(tenantDir, logger);
     // Not recursive: an existing directory is an error, so this one is new and no other export writes to it.
     mkdirSync(workDir);
     writing = path.join(dir, PUBLIC_KEY_FILE);
@@ -226,6 +227,30 @@ export async function exportTenantPeriod(period: Period, tenant: string, options
     if (error instanceof ExportError) throw error;
     const file = failedFile === undefined ? undefined : path.dirname(failedFile) === workDir ? path.basename(failedFile) : failedFile;
     throw exportWriteFailed({ tenant, period: period.id, path: finalDir, ...(file === undefined ? {} : { file }) }, error);
+  }
+}
+
+/**
+ * A hidden work directory with nothing written in it for this long was left by
+ * an export that never finished (its process was killed, the machine lost
+ * power): the next export of the tenant removes it.
+ */
+export const ABANDONED_WORK_DIR_MS = 3_600_000;
+
+/** Removes the tenant's work directories abandoned by killed exports; one still being written (anything in it recent) stays. */
+function removeAbandonedWorkDirs(tenantDir: string, logger: ExportLogger | undefined, now = Date.now()): void {
+  for (const entry of readdirSync(tenantDir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !entry.name.startsWith('.partial-')) continue;
+    const dir = path.join(tenantDir, entry.name);
+    try {
+      const newest = Math.max(statSync(dir).mtimeMs, ...readdirSync(dir).map((name) => statSync(path.join(dir, name)).mtimeMs));
+      if (now - newest < ABANDONED_WORK_DIR_MS) continue;
+      rmSync(dir, { recursive: true, force: true });
+      logger?.warn({ path: dir, last_written: new Date(newest).toISOString() }, 'removed the work directory of an export that never finished (its process stopped mid-export)');
+    } catch (error) {
+      // Gone meanwhile, or not removable: it is hidden, and verify and exports skip it.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') logger?.warn({ path: dir, err: error }, 'cannot remove the work directory of an export that never finished; remove it by hand');
+    }
   }
 }
 

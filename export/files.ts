@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,6 +22,7 @@ export class HashedFileWriter {
   /** The file written. */
   readonly file: string;
   readonly #input: Writable;
+  readonly #out: WriteStream;
   readonly #done: Promise<void>;
   readonly #hash = createHash('sha256');
   #bytes = 0;
@@ -43,6 +44,7 @@ export class HashedFileWriter {
       },
     });
     const out = createWriteStream(file, { flags: 'w', mode: 0o644 });
+    this.#out = out;
     if (options.gzip) {
       const gzip = createGzip({ level: 6 });
       this.#input = gzip;
@@ -83,6 +85,9 @@ export class HashedFileWriter {
   async abort(): Promise<void> {
     this.#input.destroy();
     await this.#done.catch(() => undefined);
+    // The pipeline settles on the first error, while the file stream may still
+    // be closing its descriptor (a close on the thread pool): wait for it.
+    if (!this.#out.closed) await new Promise<void>((resolve) => this.#out.once('close', () => resolve()));
   }
 }
 

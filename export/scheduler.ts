@@ -108,6 +108,8 @@ export class ExportScheduler {
   readonly #failures = new Map<string, ScheduleFailure>();
   /** Runs in a row that failed as a whole (the state file unreadable). */
   #runFailures = 0;
+  /** Failed export attempts since start, of every schedule (for /metrics). */
+  #failedAttempts = 0;
 
   constructor(options: ExportSchedulerOptions) {
     this.#options = options;
@@ -147,6 +149,11 @@ export class ExportScheduler {
   /** The schedules whose oldest pending period keeps failing, with when it is retried: empty when all is well. */
   failures(): ScheduleFailure[] {
     return [...this.#failures.values()].map((failure) => ({ ...failure }));
+  }
+
+  /** Failed export attempts since start, over all schedules (each retry that fails counts). */
+  failedAttempts(): number {
+    return this.#failedAttempts;
   }
 
   #run(honourBackoff: boolean): Promise<ScheduledExport[]> {
@@ -280,6 +287,7 @@ export class ExportScheduler {
    */
   #recordFailure(schedule: string, period: string, tenant: string | null, error: unknown): void {
     const now = this.#clock.now();
+    this.#failedAttempts++;
     const previous = this.#failures.get(schedule);
     const again = previous !== undefined && previous.period === period;
     const attempts = again ? previous.attempts + 1 : 1;
