@@ -25,6 +25,15 @@ describe('AgentEvent v1 schema', () => {
     expect(b.ok && b.event.time).toBe(Date.UTC(2026, 10, 24, 10));
   });
 
+  it('accepts 256 attributes and refuses more, without checking each entry of a huge object', () => {
+    const attributes = (n: number, value: unknown = 'v') => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, value]));
+    expect(validateEvent({ ...valid, attributes: attributes(256) }).ok).toBe(true);
+    expect(validateEvent({ ...valid, attributes: attributes(257) })).toEqual({ ok: false, reason: 'attributes: at most 256 attributes', problems: [{ path: 'attributes', message: 'at most 256 attributes' }] });
+    // 200,000 wrong-typed entries: one problem, the count, not 200,000 (which took 2 s).
+    const huge = validateEvent({ ...valid, attributes: attributes(200_000, {}) });
+    expect(huge.ok ? [] : huge.problems).toEqual([{ path: 'attributes', message: 'at most 256 attributes' }]);
+  });
+
   it('ignores unknown top-level fields', () => {
     const r = validateEvent({ ...valid, surprise: { deep: true } });
     expect(r.ok).toBe(true);

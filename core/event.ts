@@ -41,6 +41,8 @@ const eventTime = z
   });
 
 const attributeValue = z.union([z.string().max(4096), z.number(), z.boolean()]);
+/** Most attributes an event may carry. */
+const MAX_ATTRIBUTES = 256;
 
 /** AgentEvent v1 — the normative wire format. Unknown top-level fields are ignored. */
 export const AgentEventSchema = z.object({
@@ -85,7 +87,7 @@ export const AgentEventSchema = z.object({
   content: z.object({ input: z.string().optional(), output: z.string().optional() }).optional(),
   attributes: z
     .record(z.string().max(256), attributeValue)
-    .refine((r) => Object.keys(r).length <= 256, 'at most 256 attributes')
+    .refine((r) => Object.keys(r).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`)
     .optional(),
 });
 
@@ -154,6 +156,13 @@ export function validateEvent(value: unknown, options: ValidateEventOptions = {}
     const problems = [{ path: '(root)', message: 'event must be a JSON object' }];
     return { ok: false, reason: '(root): event must be a JSON object', problems };
   }
+  // Counted before the schema, which would check every entry of a 200,000-key
+  // object (seconds of a blocked event loop) before refusing it for its size.
+  const { attributes } = value as { attributes?: unknown };
+  if (typeof attributes === 'object' && attributes !== null && !Array.isArray(attributes) && hasMoreKeysThan(attributes, MAX_ATTRIBUTES)) {
+    const message = `at most ${MAX_ATTRIBUTES} attributes`;
+    return { ok: false, reason: `attributes: ${message}`, problems: [{ path: 'attributes', message }] };
+  }
   const result = AgentEventSchema.safeParse(value);
   if (result.success) {
     const unpaired = loneSurrogatePath(result.data, []);
@@ -176,6 +185,12 @@ export function validateEvent(value: unknown, options: ValidateEventOptions = {}
   const reason = named.map((p) => `${p.path}: ${p.message}`).join('; ') + (more > 0 ? `; … and ${more} more problems` : '');
   // Paths quote attribute keys as sent.
   return { ok: false, reason: storableText(reason), problems };
+}
+
+function hasMoreKeysThan(object: object, limit: number): boolean {
+  let n = 0;
+  for (const key in object) if (Object.hasOwn(object, key) && ++n > limit) return true;
+  return false;
 }
 
 /** Partition key of an event: tenant and agent id, so one agent's events stay in order on one partition. */

@@ -139,14 +139,21 @@ interface Sample {
   notified: number;
 }
 
-async function countKeys(prefix: string): Promise<number> {
-  let n = 0;
+/** Calls `each` with every page of keys under `prefix`. */
+async function scanKeys(prefix: string, each: (keys: string[]) => Promise<void> | void): Promise<void> {
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5_000);
     cursor = next;
-    n += keys.length;
+    await each(keys);
   } while (cursor !== '0');
+}
+
+async function countKeys(prefix: string): Promise<number> {
+  let n = 0;
+  await scanKeys(prefix, (keys) => {
+    n += keys.length;
+  });
   return n;
 }
 
@@ -156,7 +163,7 @@ async function sumOffsets(offsets: OffsetWatcher, topic: string): Promise<number
   return total;
 }
 
-const mib = (bytes: number) => Math.round((bytes / MiB) * 10) / 10;
+const mib = (bytes: number) => round1(bytes / MiB);
 
 /** A webhook that takes every notification (202) and remembers its `Idempotency-Key`. */
 async function startReceiver(): Promise<{ url: string; ids: Set<string>; requests: () => number }> {
@@ -344,13 +351,10 @@ function round1(value: number): number {
 /** Bytes Redis holds for the keys under `prefix` (MEMORY USAGE of each, all samples). */
 async function redisMemory(prefix: string): Promise<number> {
   let bytes = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5_000);
-    cursor = next;
+  await scanKeys(prefix, async (keys) => {
     const pipe = redis.pipeline();
     for (const key of keys) pipe.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
     for (const [error, used] of (await pipe.exec()) ?? []) if (error === null) bytes += Number(used);
-  } while (cursor !== '0');
+  });
   return bytes;
 }
