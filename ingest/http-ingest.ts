@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_MAX_FUTURE_SKEW_MS, type AgentEvent } from '../core/event.js';
 import type { DeadLetter } from '../core/records.js';
-import { deadLetterRaw, parseEventsBody } from './parse-events.js';
+import { deadLetterRaw, parseEventsBodyYielding } from './parse-events.js';
 
 export interface IngestStats {
   received: number;
@@ -60,7 +60,7 @@ export async function registerEventIngest(app: FastifyInstance, deps: EventInges
       const body = typeof request.body === 'string' ? request.body : '';
       const source = `http:${request.ip}`;
       const now = clock();
-      const parsed = parseEventsBody(body, {
+      const parsed = await parseEventsBodyYielding(body, {
         maxEventBytes: deps.maxEventBytes,
         notAfter: now + (deps.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS),
         ...(deps.maxItemsPerRequest === undefined ? {} : { maxItems: deps.maxItemsPerRequest }),

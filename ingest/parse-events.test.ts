@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEAD_LETTER_RAW_LIMIT, parseEventsBody } from './parse-events.js';
+import { DEAD_LETTER_RAW_LIMIT, parseEventsBody, parseEventsBodyYielding } from './parse-events.js';
 
 const ev = (id: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ event_id: id, time: '2026-11-24T10:00:00Z', agent: { id: 'a' }, type: 'api_call', ...extra });
@@ -96,5 +96,36 @@ describe('parseEventsBody', () => {
     expect(parseEventsBody('[1, 2', opts).fatal).toMatch(/^not valid JSON/);
     const r = parseEventsBody('[1, "x", null]', opts);
     expect(r.rejected.map((x) => x.reason)).toEqual(Array(3).fill('(root): event must be a JSON object'));
+  });
+});
+
+describe('parseEventsBodyYielding', () => {
+  /** 2,000 items of 100 wrong-typed capabilities each: 200,000 validation problems, tenths of a second of work. */
+  const slow = (ndjson: boolean) => {
+    const items = Array.from({ length: 2_000 }, (_, i) => ev(`s${i}`, { capabilities: Array.from({ length: 100 }, () => 1) }));
+    return ndjson ? items.join('\n') : `[${items.join(',')}]`;
+  };
+
+  it.each([false, true])('hands the event loop back while judging a slow body (NDJSON: %s), with the result of the synchronous parse', async (ndjson) => {
+    const body = slow(ndjson);
+    const options = { maxEventBytes: 65_536 };
+    let ticks = 0;
+    let ticking = true;
+    const tick = (): void => {
+      ticks++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const result = await parseEventsBodyYielding(body, options, 5);
+    ticking = false;
+    expect(ticks).toBeGreaterThanOrEqual(10);
+    expect(result.rejected).toHaveLength(2_000);
+    expect(result).toEqual(parseEventsBody(body, options));
+  });
+
+  it('returns a refusal of the whole body as the synchronous parse does', async () => {
+    await expect(parseEventsBodyYielding('   ', opts)).resolves.toEqual(parseEventsBody('   ', opts));
+    const many = `[${Array.from({ length: 3 }, (_, i) => ev(String(i))).join(',')}]`;
+    await expect(parseEventsBodyYielding(many, { ...opts, maxItems: 2 })).resolves.toMatchObject({ fatalCode: 'AW_INGEST_TOO_MANY_ITEMS' });
   });
 });

@@ -123,6 +123,37 @@ const EMPTY_BODY = 'empty body: send a JSON array of events or NDJSON';
  * (`fatal`); nothing throws.
  */
 export function parseEventsBody(body: string, options: ParseEventsOptions): ParsedBody {
+  const steps = parseSteps(body, options);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** Default of {@link parseEventsBodyYielding}'s `sliceMs`. */
+export const PARSE_SLICE_MS = 10;
+
+/**
+ * {@link parseEventsBody}, handing the event loop back every `sliceMs` of
+ * work: a body built to be slow to judge (a million validation problems take
+ * seconds) then delays other requests by a slice at a time, not by the whole
+ * body. Same result as the synchronous version.
+ */
+export async function parseEventsBodyYielding(body: string, options: ParseEventsOptions, sliceMs = PARSE_SLICE_MS): Promise<ParsedBody> {
+  const steps = parseSteps(body, options);
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** The parse, one step per item judged (the callers decide when to yield). */
+function* parseSteps(body: string, options: ParseEventsOptions): Generator<void, ParsedBody, void> {
   const events: ParsedBody['events'] = [];
   const rejected: RejectedInput[] = [];
   const maxItems = options.maxItems ?? DEFAULT_MAX_ITEMS_PER_REQUEST;
@@ -146,22 +177,18 @@ export function parseEventsBody(body: string, options: ParseEventsOptions): Pars
     if (items.length > maxItems) return tooMany(String(items.length));
     // Only a body larger than one event's limit can hold an oversize event; measure items only then.
     const measure = Buffer.byteLength(body) > options.maxEventBytes;
-    items.forEach((item, index) => {
+    for (const [index, item] of items.entries()) {
       const raw = measure ? jsonText(item) : '';
       if (raw === undefined) {
         rejected.push(reject(index, TOO_DEEP, '', item));
-        return;
+      } else if (measure && Buffer.byteLength(raw) > options.maxEventBytes) {
+        rejected.push(reject(index, `event is ${Buffer.byteLength(raw)} bytes; the limit is ${options.maxEventBytes}`, raw, item));
+      } else {
+        // Raw text of a rejected item is kept for its dead-letter row.
+        judge(index, item, () => (measure ? raw : (jsonText(item) ?? '')));
       }
-      if (measure) {
-        const bytes = Buffer.byteLength(raw);
-        if (bytes > options.maxEventBytes) {
-          rejected.push(reject(index, `event is ${bytes} bytes; the limit is ${options.maxEventBytes}`, raw, item));
-          return;
-        }
-      }
-      // Raw text of a rejected item is kept for its dead-letter row.
-      judge(index, item, () => (measure ? raw : (jsonText(item) ?? '')));
-    });
+      yield;
+    }
     return { events, rejected };
   }
 
@@ -180,12 +207,14 @@ export function parseEventsBody(body: string, options: ParseEventsOptions): Pars
       const bytes = Buffer.byteLength(line);
       if (bytes > options.maxEventBytes) {
         rejected.push(reject(i, `event is ${bytes} bytes; the limit is ${options.maxEventBytes}`, line));
+        yield;
         continue;
       }
     }
     const parsed = parseJson(line);
     if (!parsed.ok) rejected.push(reject(i, parsed.reason, line));
     else judge(i, parsed.value, () => line);
+    yield;
   }
   if (index === 0) return refuse('AW_INGEST_UNREADABLE_BODY', EMPTY_BODY);
   return { events, rejected };
