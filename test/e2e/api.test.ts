@@ -495,7 +495,11 @@ describe('hostile policy documents and dry-runs', () => {
   });
 
   it('a dry-run with costly patterns is stopped at its deadline while the API keeps answering', async () => {
-    const patterns = Array.from({ length: 8 }, (_, i) => ({ id: `slow_${i}`, regex: `[a-z]{1,64}[a-z]{1,64}${i}!` }));
+    // Each pattern is as costly as the checker accepts (4,096 ways from each
+    // position): about 0.27 s per 30,000 characters here. 24 patterns over two
+    // fields are ~13 s of work, far past the 5 s deadline on any machine (8 were
+    // ~4.2 s, and finished in time when the thread had a core to itself).
+    const patterns = Array.from({ length: 24 }, (_, i) => ({ id: `slow_${i}`, regex: `[a-z]{1,64}[a-z]{1,64}${i}!` }));
     const candidate = { version: 1, policies: [{ id: 'slow', type: 'data_protection', config: { detect: [], patterns, max_scan_bytes: 65_536 } }] };
     const event = { ...ev('default', 'slow', 'cursor'), content: { input: 'a'.repeat(30_000), output: 'a'.repeat(30_000) } };
     const started = Date.now();
