@@ -9,7 +9,7 @@ import { PolicyAdminError } from '../detectors/policy-admin.js';
 import { StorageError } from '../storage/errors.js';
 import { admits, type ApiKeyRing } from './auth.js';
 import { ApiError } from './errors.js';
-import type { RateBudget, RouteInfo } from './route.js';
+import { routeBodyLimit, type RateBudget, type RouteInfo } from './route.js';
 import { registerAlertRoutes, type AlertsApi } from './routes/alerts.js';
 import { registerAgentRoutes, type AgentsApi } from './routes/agents.js';
 import { registerDataRoutes, type DataApi } from './routes/data.js';
@@ -116,7 +116,7 @@ export async function buildApp(deps: ApiDeps, options: FastifyServerOptions = {}
       global: route.config?.global ?? false,
       tag: Array.isArray(tags) && typeof tags[0] === 'string' ? tags[0] : 'other',
       summary: typeof route.schema?.summary === 'string' ? route.schema.summary : '',
-      bodyLimit: route.bodyLimit ?? app.initialConfig.bodyLimit ?? 1024 * 1024,
+      bodyLimit: routeBodyLimit(app, route.bodyLimit),
     });
   });
   app.decorateRequest('principal', null);

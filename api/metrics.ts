@@ -7,7 +7,14 @@ export interface PipelineGauges {
   openAlerts: () => number | null;
   policyVersion: () => number | null;
   /** Scheduled exports (alerter processes with schedules); null elsewhere. */
-  exports?: () => { failedAttempts: number; failing: readonly { schedule: string; attempts: number; retryAt: number }[] } | null;
+  exports?: () => { failedAttempts: number; failing: readonly ScheduleFailureGauge[] } | null;
+}
+
+/** What /metrics shows of a failing export schedule. */
+interface ScheduleFailureGauge {
+  schedule: string;
+  attempts: number;
+  retryAt: number;
 }
 
 /** The Prometheus registry of one process: Node's default metrics plus pipeline counters. */
@@ -66,25 +73,19 @@ export function createMetrics(gauges: PipelineGauges): Registry {
     },
   });
   counterOf('agentwatch_export_failures_total', 'Scheduled export attempts that failed (each failed retry counts)', () => gauges.exports?.()?.failedAttempts);
-  new Gauge({
-    name: 'agentwatch_export_schedule_failing_attempts',
-    help: 'Failed attempts in a row of the oldest pending period of a schedule; no series while the schedule is healthy',
-    labelNames: ['schedule'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const failure of gauges.exports?.()?.failing ?? []) this.set({ schedule: failure.schedule }, failure.attempts);
-    },
-  });
-  new Gauge({
-    name: 'agentwatch_export_schedule_retry_timestamp_seconds',
-    help: 'When a failing schedule is retried next (Unix time); no series while the schedule is healthy',
-    labelNames: ['schedule'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const failure of gauges.exports?.()?.failing ?? []) this.set({ schedule: failure.schedule }, failure.retryAt / 1000);
-    },
-  });
+  // One series per failing schedule; none while all are healthy.
+  const perFailingSchedule = (name: string, help: string, value: (failure: ScheduleFailureGauge) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['schedule'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const failure of gauges.exports?.()?.failing ?? []) this.set({ schedule: failure.schedule }, value(failure));
+      },
+    });
+  perFailingSchedule('agentwatch_export_schedule_failing_attempts', 'Failed attempts in a row of the oldest pending period of a schedule; no series while the schedule is healthy', (f) => f.attempts);
+  perFailingSchedule('agentwatch_export_schedule_retry_timestamp_seconds', 'When a failing schedule is retried next (Unix time); no series while the schedule is healthy', (f) => f.retryAt / 1000);
   return registry;
 }

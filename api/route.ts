@@ -91,6 +91,11 @@ function jsonSchema(schema: z.ZodType | undefined): Record<string, unknown> | un
 /** Fastify's own default, for an app built without `bodyLimit`. */
 const FASTIFY_BODY_LIMIT = 1024 * 1024;
 
+/** The largest body a route reads: its own limit, else the app's, else fastify's default. */
+export function routeBodyLimit(app: FastifyInstance, own: number | undefined): number {
+  return own ?? app.initialConfig.bodyLimit ?? FASTIFY_BODY_LIMIT;
+}
+
 const EMPTY = z.unknown();
 /** A route without query parameters refuses any, so a typo is an error rather than a silently ignored filter. */
 const NO_QUERY = z.strictObject({});
@@ -101,8 +106,7 @@ export function addRoute<QS extends z.ZodType = z.ZodUnknown, PS extends z.ZodTy
   routes: RouteInfo[],
   spec: RouteSpec<QS, PS, BS>,
 ): void {
-  const bodyLimit = spec.bodyLimit ?? app.initialConfig.bodyLimit ?? FASTIFY_BODY_LIMIT;
-  routes.push({ method: spec.method, url: spec.url, access: spec.access, global: spec.global ?? false, tag: spec.tag, summary: spec.summary, bodyLimit });
+  routes.push({ method: spec.method, url: spec.url, access: spec.access, global: spec.global ?? false, tag: spec.tag, summary: spec.summary, bodyLimit: routeBodyLimit(app, spec.bodyLimit) });
   const querystring = jsonSchema(spec.query);
   const params = jsonSchema(spec.params);
   const body = jsonSchema(spec.body);

@@ -128,8 +128,12 @@ const REASON_PROBLEMS = 10;
  */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-/** `text` with each lone surrogate replaced by U+FFFD, so a reason that quotes input stays storable. */
-function storableText(text: string): string {
+/**
+ * `text` with every lone UTF-16 surrogate (from a `\ud800` escape, or half a
+ * pair cut off) replaced by U+FFFD, so a reason, dead-letter text or id that
+ * quotes input stays storable.
+ */
+export function storableText(text: string): string {
   return text.replace(/\p{Cs}/gu, '\uFFFD');
 }
 

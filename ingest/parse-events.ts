@@ -1,5 +1,5 @@
 import sjson from 'secure-json-parse';
-import { validateEvent, type AgentEvent } from '../core/event.js';
+import { storableText, validateEvent, type AgentEvent } from '../core/event.js';
 
 /** How much of a rejected input is kept on its dead-letter row. */
 export const DEAD_LETTER_RAW_LIMIT = 4096;
@@ -79,15 +79,6 @@ function jsonText(value: unknown): string | undefined {
 
 /** Why an item JSON.stringify cannot write is refused. */
 const TOO_DEEP = 'nested too deeply to be an event (JSON.stringify exhausted the stack)';
-
-/**
- * `text` with every lone UTF-16 surrogate (from a `\ud800` escape, or half a
- * pair cut off) replaced by U+FFFD. Such text has no UTF-8 form: ClickHouse
- * refuses the whole insert of a dead-letter row holding it.
- */
-export function storableText(text: string): string {
-  return text.replace(/\p{Cs}/gu, '\uFFFD');
-}
 
 /** The head of a rejected input kept on its dead-letter row: at most DEAD_LETTER_RAW_LIMIT UTF-16 units, storable. */
 export function deadLetterRaw(text: string): string {
@@ -179,10 +170,11 @@ function* parseSteps(body: string, options: ParseEventsOptions): Generator<void,
     const measure = Buffer.byteLength(body) > options.maxEventBytes;
     for (const [index, item] of items.entries()) {
       const raw = measure ? jsonText(item) : '';
+      const bytes = measure && raw !== undefined ? Buffer.byteLength(raw) : 0;
       if (raw === undefined) {
         rejected.push(reject(index, TOO_DEEP, '', item));
-      } else if (measure && Buffer.byteLength(raw) > options.maxEventBytes) {
-        rejected.push(reject(index, `event is ${Buffer.byteLength(raw)} bytes; the limit is ${options.maxEventBytes}`, raw, item));
+      } else if (bytes > options.maxEventBytes) {
+        rejected.push(reject(index, `event is ${bytes} bytes; the limit is ${options.maxEventBytes}`, raw, item));
       } else {
         // Raw text of a rejected item is kept for its dead-letter row.
         judge(index, item, () => (measure ? raw : (jsonText(item) ?? '')));
